@@ -1,0 +1,35 @@
+"""Backend registry: name -> factory. Adding a backend is one module and one line here.
+
+Factories import their module lazily, so that training code never imports Lava.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from ..errors import InputError
+from .base import Backend, RunResult, check_supported  # noqa: F401
+
+
+def _norse(**kw):
+    from .norse_backend import NorseBackend
+
+    return NorseBackend(**kw)
+
+
+def _lava_float(**kw):
+    from .lava_float import LavaFloatBackend
+
+    return LavaFloatBackend(**kw)
+
+
+BACKENDS: Dict[str, Callable[..., Backend]] = {
+    "norse": _norse,
+    "lava-float": _lava_float,
+}
+
+
+def get_backend(name: str, **kw) -> Backend:
+    if name not in BACKENDS:
+        raise InputError(f"unknown backend '{name}'; available: {', '.join(BACKENDS)}")
+    return BACKENDS[name](**kw)

@@ -1,0 +1,52 @@
+"""The one small interface every backend offers, and what a run returns.
+
+A backend is an object with a ``name``, the set of NIR node type names it
+``supports`` and ``run(graph, spikes, dt) -> RunResult``. Every record in a
+RunResult is on the *NIR timeline*: entry ``[b, t]`` is the event caused by
+input step ``t`` of sample ``b`` as NIR's instantaneous Affine/Linear semantics
+define it. A backend that delays internally (Lava: one step per Dense) shifts
+its records back before returning them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, Optional, Protocol
+
+import numpy as np
+
+from ..errors import UnsupportedNodeError
+
+Progress = Optional[Callable[[str, float], None]]  # (message, fraction done)
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What one backend produced for one batch of inputs.
+
+    outputs: node name -> array (batch, time, *node_shape); every node the backend records.
+    states:  node name -> {"v": array (batch, time, *shape), ...}, post-step state where recorded.
+    info:    how it ran (precision, device, wall time, notes), for the report.
+    """
+
+    backend: str
+    outputs: Dict[str, np.ndarray]
+    states: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
+    info: Dict[str, object] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+    supports: frozenset
+
+    def run(self, graph, spikes: np.ndarray, dt: float, progress: Progress = None) -> RunResult:
+        ...
+
+
+def check_supported(graph, backend: str, supported: Iterable[str]) -> None:
+    """Refuse the first node whose type the backend does not support, naming it."""
+    supported = frozenset(supported)
+    for name, node in graph.nodes.items():
+        tname = type(node).__name__
+        if tname not in supported:
+            raise UnsupportedNodeError(backend, name, tname, supported)

@@ -1,0 +1,166 @@
+"""Building, running and reading back one Lava network for a whole batch.
+
+One compiled network per evaluation (Lava leaks memory when networks are
+rebuilt per sample). Samples run back to back in windows of ``W = T + D``
+steps, D being the deepest Dense chain: neuron processes are ``LIFReset``
+whose state is zeroed every W steps at a phase chosen per population, just
+before that population integrates the first input step of the next sample::
+
+    Lava step s (1-based) of sample j, NIR step t, population at depth d:
+        source sends x_j[t]          at s = j*W + 1 + t
+        population integrates it     at s = j*W + 1 + t + d
+        reset of that population     at s = j*W + 1 + d   (reset_offset = (1 + d) mod W)
+
+so each sample starts from the initial state, and nothing of one sample leaks
+into the next. Records come back through memmap recorders (see
+:mod:`snndeploy.lavaprocs`) and are shifted back by d onto the NIR timeline.
+The network is always stopped, also on error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+from ..errors import BackendError
+from .lava_plan import LavaPlan, NeuronLowering
+
+#: how many progress updates a run makes (each is one Lava ``run`` call)
+PROGRESS_CHUNKS = 20
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Neurons of one population that share Lava's per-process scalars (du, dv, vth)."""
+
+    node: str
+    index: np.ndarray  # positions in the flattened population
+    key: Tuple[float, float, float]  # (du, dv, vth)
+
+
+def neuron_groups(nl: NeuronLowering) -> List[Group]:
+    """Split a population by (du, dv, vth): Lava's LIF holds them as one scalar per process."""
+    keys = np.stack([nl.du, nl.dv, nl.vth], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return [Group(nl.node, np.flatnonzero(inverse.reshape(-1) == k), tuple(map(float, uniq[k]))) for k in range(len(uniq))]
+
+
+@dataclass(frozen=True)
+class LavaFactories:
+    """How a backend turns plan pieces into Lava processes (float or fixed point)."""
+
+    tag: str  # Loihi2SimCfg select_tag
+    neuron: Callable  # (NeuronLowering, Group, reset_interval, reset_offset) -> process
+    dense: Callable  # (weight (out, in), graded: bool) -> process
+    source_data: Callable  # (array (N, steps) float) -> array for the RingBuffer
+    state_vars: Tuple[str, ...] = ("v",)
+
+
+def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: bool = False,
+             progress=None, name: str = "lava") -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, np.ndarray]], dict]:
+    """Run ``x`` (batch, time, *input_shape) through the plan; records on the NIR timeline (Lava units)."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer as Source
+
+    from ..lavaprocs.recorders import MemmapRecorder, MemmapStateProbe
+
+    B, T = x.shape[:2]
+    W = T + plan.max_depth
+    steps = B * W
+    n_in = int(np.prod(plan.input_shape))
+    data = np.zeros((n_in, steps))
+    flat = x.reshape(B, T, n_in)
+    for j in range(B):
+        data[:, j * W: j * W + T] = flat[j].T
+    graded = bool(np.any((flat != 0) & (flat != 1)))
+
+    with tempfile.TemporaryDirectory(prefix="snndeploy-lava-") as tmp:
+        tmpdir = Path(tmp)
+        files: List[Tuple[str, str, Group, Path]] = []  # (node, what, group, file)
+
+        def memmap(n: int, label: str) -> Path:
+            path = tmpdir / f"{len(files)}-{label}.npy"
+            np.lib.format.open_memmap(path, mode="w+", dtype=np.float64 if fac.tag == "floating_pt" else np.int32,
+                                      shape=(steps, n)).flush()
+            return path
+
+        source = Source(data=fac.source_data(data))
+        outs = {plan.input_node: [(Group(plan.input_node, np.arange(n_in), (0, 0, 0)), source.s_out)]}
+        procs = {}
+        for node, nl in plan.neurons.items():
+            outs[node] = []
+            for g in neuron_groups(nl):
+                proc = fac.neuron(nl, g, W, (1 + plan.depth[node]) % W)
+                procs.setdefault(node, []).append((g, proc))
+                outs[node].append((g, proc.s_out))
+        keep = [source]
+        for c in plan.conns:
+            dst_groups = procs.get(c.dst) or [(Group(c.dst, np.arange(c.weight.shape[0]), (0, 0, 0)), None)]
+            for dg, dproc in dst_groups:
+                if dproc is None:  # the Output node: a recorder of Dense outputs
+                    path = memmap(c.weight.shape[0], "out")
+                    dproc = MemmapRecorder(shape=(c.weight.shape[0],), path=str(path))
+                    files.append((c.dst, "out", dg, path))
+                    keep.append(dproc)
+                for sg, sport in outs[c.src]:
+                    dense = fac.dense(c.weight[np.ix_(dg.index, sg.index)], graded and c.src == plan.input_node)
+                    sport.connect(dense.s_in)
+                    dense.a_out.connect(dproc.a_in)
+                    keep.append(dense)
+        for node, groups in procs.items():
+            nl = plan.neurons[node]
+            for g, proc in groups:
+                if nl.spiking:
+                    path = memmap(len(g.index), "spk")
+                    rec = MemmapRecorder(shape=(len(g.index),), path=str(path))
+                    proc.s_out.connect(rec.a_in)
+                    files.append((node, "out", g, path))
+                    keep.append(rec)
+                wanted = set(fac.state_vars if record_states else ()) | ({"v"} if not nl.spiking else set())
+                for var in sorted(wanted):
+                    path = memmap(len(g.index), var)
+                    keep.append(MemmapStateProbe(var=getattr(proc, var), path=str(path)))
+                    files.append((node, var, g, path))
+
+        start = time.perf_counter()
+        cfg = Loihi2SimCfg(select_tag=fac.tag)
+        chunk = max(1, -(-steps // PROGRESS_CHUNKS))
+        done = 0
+        try:
+            while done < steps:
+                n = min(chunk, steps - done)
+                source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+                done += n
+                if progress is not None:
+                    progress(name, done / steps)
+        except Exception as exc:
+            raise BackendError(f"{name}: Lava failed after {done} of {steps} steps: {type(exc).__name__}: {exc}") from exc
+        finally:
+            try:
+                source.stop()
+            except Exception:  # stopping a broken runtime must not hide the first error
+                pass
+        wall = time.perf_counter() - start
+
+        records: Dict[Tuple[str, str], np.ndarray] = {}
+        for node, what, g, path in files:
+            raw = np.load(path)  # (steps, n)
+            d = plan.depth[node]
+            aligned = raw.reshape(B, W, -1)[:, d:d + T]
+            size = plan.neurons[node].size if node in plan.neurons else len(g.index)
+            full = records.setdefault((node, what), np.zeros((B, T, size), dtype=raw.dtype))
+            full[:, :, g.index] += aligned
+    outputs = {n: a for (n, w), a in records.items() if w == "out"}
+    states: Dict[str, Dict[str, np.ndarray]] = {}
+    for (n, w), a in records.items():
+        if w != "out":
+            states.setdefault(n, {})[w] = a
+    info = {"lava_steps": steps, "window": W, "max_depth": plan.max_depth, "wall_s": wall,
+            "processes": len(keep) + sum(len(g) for g in procs.values())}
+    return outputs, states, info

@@ -1,0 +1,221 @@
+"""Loading, validating and ordering NIR graphs.
+
+NIR is this project's IR: nothing here converts a graph into another form.
+Functions are pure: they never mutate the graph they are given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import GraphError, InputError
+
+#: Graph-metadata keys written by our exporter.
+META_DT = "dt"  # seconds per step (float)
+META_CONFIG = "snndeploy_config"  # JSON string: encoding, readout, model config
+
+
+def load_graph(path) -> "nir.NIRGraph":
+    """Read a NIR file with type checking; errors name the file and the cause."""
+    import h5py
+    import nir
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"graph file '{path}' does not exist")
+    if not path.is_file():
+        raise InputError(f"graph path '{path}' is not a file")
+    if not h5py.is_hdf5(str(path)):
+        raise GraphError(f"'{path}' is not a NIR file (NIR files are HDF5; this file is not)")
+    try:
+        graph = nir.read(str(path))
+    except Exception as exc:  # nir raises many types; keep the cause
+        raise GraphError(f"'{path}' could not be read as a NIR graph: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(graph, nir.NIRGraph):
+        raise GraphError(f"'{path}' holds a single {type(graph).__name__} node, not a NIRGraph")
+    validate_graph(graph, where=str(path))
+    return graph
+
+
+def save_graph(graph, path) -> None:
+    """Write a NIR file atomically (temp file + rename): no half-written file on error."""
+    import nir
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nir", dir=str(path.parent))
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def graph_dt(graph, dt: Optional[float], where: str = "graph") -> float:
+    """The time step in seconds: from ``--dt`` or from the graph's metadata.
+
+    Graphs written by other tools carry no dt; then ``dt`` must be given.
+    Both given and different is an error, not a silent choice.
+    """
+    meta = getattr(graph, "metadata", None) or {}
+    stored = meta.get(META_DT)
+    if stored is not None:
+        stored = float(np.asarray(stored))
+    if dt is None and stored is None:
+        raise InputError(
+            f"{where} carries no dt in its metadata (key '{META_DT}'); "
+            "pass the time step in seconds with --dt (for example --dt 1e-4)"
+        )
+    if dt is not None:
+        if not (math.isfinite(dt) and dt > 0):
+            raise InputError(f"--dt must be a positive number of seconds, got {dt}")
+        if stored is not None and not math.isclose(dt, stored, rel_tol=1e-9):
+            raise InputError(f"--dt {dt} contradicts the dt {stored} stored in {where}")
+        return float(dt)
+    if not (math.isfinite(stored) and stored > 0):
+        raise GraphError(f"{where}: metadata dt must be a positive number of seconds, got {stored}")
+    return stored
+
+
+def graph_config(graph) -> dict:
+    """The snndeploy config stored in graph metadata (encoding, readout), or {}."""
+    meta = getattr(graph, "metadata", None) or {}
+    raw = meta.get(META_CONFIG)
+    if raw is None:
+        return {}
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf8")
+    try:
+        return json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise GraphError(f"graph metadata '{META_CONFIG}' is not valid JSON: {exc}") from exc
+
+
+def io_nodes(graph) -> Tuple[str, str]:
+    """The names of the single Input and single Output node."""
+    import nir
+
+    ins = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    outs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+    if len(ins) != 1:
+        raise GraphError(f"graph must have exactly one Input node, found {len(ins)}: {ins}")
+    if len(outs) != 1:
+        raise GraphError(f"graph must have exactly one Output node, found {len(outs)}: {outs}")
+    return ins[0], outs[0]
+
+
+def predecessors(graph) -> Dict[str, List[str]]:
+    pred: Dict[str, List[str]] = {k: [] for k in graph.nodes}
+    for src, dst in graph.edges:
+        pred[dst].append(src)
+    return pred
+
+
+def successors(graph) -> Dict[str, List[str]]:
+    succ: Dict[str, List[str]] = {k: [] for k in graph.nodes}
+    for src, dst in graph.edges:
+        succ[src].append(dst)
+    return succ
+
+
+def topological_order(graph) -> List[str]:
+    """Nodes in an order where every node comes after its inputs.
+
+    Recurrent cycles are refused here with the nodes of the cycle named.
+    """
+    pred = predecessors(graph)
+    indeg = {k: len(v) for k, v in pred.items()}
+    succ = successors(graph)
+    ready = [k for k in graph.nodes if indeg[k] == 0]
+    order: List[str] = []
+    while ready:
+        k = ready.pop(0)
+        order.append(k)
+        for s in succ[k]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+    if len(order) != len(graph.nodes):
+        cyc = sorted(k for k in graph.nodes if k not in order)
+        raise GraphError(f"graph has a recurrent cycle through nodes {cyc}; recurrent graphs are not supported yet")
+    return order
+
+
+def node_shape(node) -> Tuple[int, ...]:
+    """The output shape of a node (without batch and time)."""
+    out = node.output_type.get("output") if node.output_type else None
+    if out is None:
+        raise GraphError(f"node of type {type(node).__name__} has no output type")
+    return tuple(int(x) for x in np.asarray(out).reshape(-1))
+
+
+def validate_graph(graph, where: str = "graph") -> None:
+    """Structural checks: edges name existing nodes, one Input, one Output, finite parameters."""
+    names = set(graph.nodes)
+    for i, edge in enumerate(graph.edges):
+        if len(edge) != 2:
+            raise GraphError(f"{where}: edge {i} is {edge!r}, expected a (source, target) pair")
+        for end in edge:
+            if end not in names:
+                raise GraphError(f"{where}: edge {edge!r} names node '{end}', which is not in the graph")
+    io_nodes(graph)
+    for name, node in graph.nodes.items():
+        for field, value in vars(node).items():
+            if field in ("input_type", "output_type", "metadata"):
+                continue
+            if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
+                if not np.all(np.isfinite(value)):
+                    bad = np.argwhere(~np.isfinite(value))[0].tolist()
+                    raise GraphError(
+                        f"{where}: node '{name}' ({type(node).__name__}) field '{field}' holds "
+                        f"{value[tuple(bad)]} at index {bad}; parameters must be finite"
+                    )
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a graph expects as input: the Input node and its shape."""
+
+    node: str
+    shape: Tuple[int, ...]
+
+
+def input_spec(graph) -> InputSpec:
+    name, _ = io_nodes(graph)
+    return InputSpec(name, node_shape(graph.nodes[name]))
+
+
+def check_input(graph, spikes: np.ndarray, where: str = "input") -> np.ndarray:
+    """Check that ``spikes`` is (batch, time, *input_shape) for this graph; return it as float64."""
+    spec = input_spec(graph)
+    arr = np.asarray(spikes)
+    if arr.ndim < 3:
+        raise InputError(
+            f"{where}: array 'spikes' has shape {arr.shape}; expected (batch, time, "
+            f"{', '.join(map(str, spec.shape))}) for graph input '{spec.node}'"
+        )
+    if tuple(arr.shape[2:]) != spec.shape and int(np.prod(arr.shape[2:])) != int(np.prod(spec.shape)):
+        raise InputError(
+            f"{where}: array 'spikes' has shape {arr.shape}, i.e. per step {tuple(arr.shape[2:])}; "
+            f"graph input '{spec.node}' expects per step {spec.shape} (array shape (batch, time, "
+            f"{', '.join(map(str, spec.shape))}))"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{where}: array 'spikes' has shape {arr.shape}; batch and time must be non-empty")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{where}: array 'spikes' has dtype {arr.dtype}; expected numbers")
+    arr = arr.astype(np.float64).reshape(arr.shape[:2] + spec.shape)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{where}: array 'spikes' holds NaN or inf")
+    return arr
