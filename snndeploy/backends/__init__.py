@@ -23,9 +23,23 @@ def _lava_float(**kw):
     return LavaFloatBackend(**kw)
 
 
+def _lava_fixed(**kw):
+    from .lava_fixed import LavaFixedBackend
+
+    return LavaFixedBackend(**kw)
+
+
+def _loihi_emu(**kw):
+    from .loihi_emu import LoihiEmuBackend
+
+    return LoihiEmuBackend(**kw)
+
+
 BACKENDS: Dict[str, Callable[..., Backend]] = {
     "norse": _norse,
     "lava-float": _lava_float,
+    "lava-fixed": _lava_fixed,
+    "loihi-emu": _loihi_emu,
 }
 
 

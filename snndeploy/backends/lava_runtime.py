@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class LavaFactories:
     dense: Callable  # (weight (out, in), graded: bool) -> process
     source_data: Callable  # (array (N, steps) float) -> array for the RingBuffer
     state_vars: Tuple[str, ...] = ("v",)
+    conn_dense: Optional[Callable] = None  # (Conn, weight, graded) -> process; replaces dense when given
 
 
 def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: bool = False,
@@ -109,7 +110,8 @@ def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: b
                     files.append((c.dst, "out", dg, path))
                     keep.append(dproc)
                 for sg, sport in outs[c.src]:
-                    dense = fac.dense(c.weight[np.ix_(dg.index, sg.index)], graded and c.src == plan.input_node)
+                    w_sub, g_sub = c.weight[np.ix_(dg.index, sg.index)], graded and c.src == plan.input_node
+                    dense = fac.conn_dense(c, w_sub, g_sub) if fac.conn_dense else fac.dense(w_sub, g_sub)
                     sport.connect(dense.s_in)
                     dense.a_out.connect(dproc.a_in)
                     keep.append(dense)
