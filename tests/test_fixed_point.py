@@ -214,12 +214,11 @@ def test_emulator_reaches_edges():
 
     x = np.ones((1, 30, 4))
     r = LoihiEmuBackend(device="cpu").run_fixed(edge_plan(0), x)
-    v1 = r.states["lif1"]["v"][0, :, 0]
-    assert v1[0] == 640 * 4 - 0 or v1[0] == 0  # 4 spikes x 640 > threshold 640 -> spike, reset
+    assert r.states["lif1"]["v"][0, :, 0].tolist() == [0] * 30  # 4 x 640 > 640 every step: spike, reset
+    assert r.outputs["lif1"][0].all()
     u2, v2 = r.states["lif2"]["u"][0], r.states["lif2"]["v"][0]
-    assert np.any(np.diff(u2[:, 0]) < 0)  # u wrapped
-    assert v2.max() == STATE_MAX or r.outputs["lif2"][0].any()
-    assert v2.min() < 0
+    assert np.any((u2[:-1] > 2 ** 22) & (u2[1:] < -2 ** 22))  # u wrapped at 24 bits
+    assert v2.min() == -STATE_MAX  # v clipped
 
 
 def test_value_equal_to_threshold_does_not_spike():
@@ -258,7 +257,7 @@ def test_conformance_lif_norse_emulator():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_emulator_equals_lava_fixed_random(seed):
-    g = two_layer_graph(seed, tau1=[2e-3, 5e-3, 1e-1][seed])
+    g = two_layer_graph(seed, tau1=[2e-3, 5e-3, 2e-2][seed])
     x = random_spikes(seed)
     lava = get_backend("lava-fixed").run(g, x, DT)
     emu = get_backend("loihi-emu", device="cpu").run(g, x, DT)
@@ -279,9 +278,10 @@ def test_emulator_equals_lava_fixed_at_the_edges():
     lava = LavaFixedBackend().run_fixed(fp, x)
     emu = LoihiEmuBackend(device="cpu").run_fixed(fp, x)
     assert_same(emu, lava)
-    v2 = lava.states["lif2"]["v"]
-    assert v2.max() == STATE_MAX and v2.min() == -STATE_MAX
-    assert np.any(np.diff(lava.states["lif2"]["u"], axis=1) < 0)
+    v2, u2 = lava.states["lif2"]["v"], lava.states["lif2"]["u"]
+    assert v2.min() == -STATE_MAX  # clipped (the positive clip 2**23-1 > vth << 6 always spikes and resets)
+    assert np.any((u2[:, :-1] > 2 ** 22) & (u2[:, 1:] < -2 ** 22))  # u wrapped at 24 bits
+    assert lava.outputs["lif2"].any()
 
 
 @pytest.mark.lava
