@@ -64,8 +64,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dt", type=float, default=1e-3)
     ap.add_argument("--device", default=None, help="loihi-emu device (default: cuda if available)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch CPU threads for loihi-emu (1 avoids oversubscription on small, busy machines)")
     ap.add_argument("--out", default="bench_fixed.json")
     a = ap.parse_args(argv)
+    if a.torch_threads:
+        import torch
+
+        torch.set_num_threads(a.torch_threads)
     if a.graph:
         from snndeploy.graph import input_spec, load_graph
 
@@ -75,7 +81,8 @@ def main(argv=None) -> int:
         graph, shape = random_graph(seed=a.seed), (64,)
     x = (np.random.default_rng(a.seed).random((a.samples, a.steps) + tuple(shape)) < a.rate).astype(np.float64)
     result = bench(graph, x, a.dt, a.device)
-    result.update({"graph": a.graph or "random 64-128-10", "rate": a.rate, "dt": a.dt})
+    result.update({"graph": a.graph or "random 64-128-10", "rate": a.rate, "dt": a.dt,
+                   "torch_threads": a.torch_threads})
     Path(a.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0 if result["outputs_equal"] else 1
