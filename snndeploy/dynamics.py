@@ -10,6 +10,17 @@ so the ``norse`` backend runs Norse's arithmetic:
   (``v += dt/tau*((v_leak - v) + r*I)``; spike if ``v > v_th``; ``v = v_reset``).
 - IF:  ``norse.torch.functional.iaf.iaf_feed_forward_step`` on ``r*I`` (``v += r*I``).
 - LI:  ``norse.torch.functional.leaky_integrator_box.li_box_feed_forward_step`` on ``r*I``.
+- CubaLIF: ``norse.torch.functional.lif.lif_feed_forward_step`` on ``r*b*w_in*S``
+  (``b = dt/tau_syn``), its current state holding ``r*I``: the current jumps first,
+  v integrates the new current in the same step, then the current decays::
+
+      I <- I + b*(w_in*S - I) ;  v <- v + a*((v_leak - v) + r*I) ;  spike/reset as LIF
+
+  which is NIR's ``tau_syn dI/dt = -I + w_in*S`` by forward Euler (Norse's NIR import and
+  snnTorch's export with ``w_in = tau_syn/dt`` agree on that input scaling).
+- CubaLI:  ``norse.torch.functional.leaky_integrator.li_feed_forward_step`` likewise.
+
+For the Cuba kinds the state is Norse's (v, i) named tuple; :func:`voltage` reads v.
 """
 
 from __future__ import annotations
@@ -53,12 +64,37 @@ def li_step(i, v, p, dt):
     return out, state.v
 
 
+def cuba_lif_step(s, state, p, dt):
+    from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, lif_feed_forward_step
+
+    if state is None:
+        state = LIFFeedForwardState(v=p["v_leak"].expand_as(s).clone(), i=torch.zeros_like(s))
+    params = LIFParameters(tau_syn_inv=p["tau_syn_inv"], tau_mem_inv=p["tau_inv"], v_leak=p["v_leak"],
+                           v_th=p["v_threshold"], v_reset=p["v_reset"])
+    return lif_feed_forward_step(p["in_gain"] * s, state, params, dt)
+
+
+def cuba_li_step(s, state, p, dt):
+    from norse.torch.functional.leaky_integrator import LIParameters, LIState, li_feed_forward_step
+
+    if state is None:
+        state = LIState(v=p["v_leak"].expand_as(s).clone(), i=torch.zeros_like(s))
+    params = LIParameters(tau_syn_inv=p["tau_syn_inv"], tau_mem_inv=p["tau_inv"], v_leak=p["v_leak"])
+    return li_feed_forward_step(p["in_gain"] * s, state, params, dt)
+
+
+def voltage(state) -> torch.Tensor:
+    """The membrane potential of a step function's state (a tensor or Norse's (v, i))."""
+    return state.v if hasattr(state, "v") else state
+
+
 #: neuron kind -> step function
-STEPS: Dict[str, Step] = {"LIF": lif_step, "IF": if_step, "LI": li_step}
+STEPS: Dict[str, Step] = {"LIF": lif_step, "IF": if_step, "LI": li_step,
+                          "CubaLIF": cuba_lif_step, "CubaLI": cuba_li_step}
 
 
-def neuron_tensors(params, dtype, device) -> Dict[str, torch.Tensor]:
-    """The tensors a step function needs, from a NeuronParams record."""
+def neuron_tensors(params, dtype, device, dt: Optional[float] = None) -> Dict[str, torch.Tensor]:
+    """The tensors a step function needs, from a NeuronParams record (Cuba kinds need dt)."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     out = {"r": as_t(params.r), "v_leak": as_t(params.v_leak)}
     if params.tau is not None:
@@ -66,4 +102,9 @@ def neuron_tensors(params, dtype, device) -> Dict[str, torch.Tensor]:
     if params.v_threshold is not None:
         out["v_threshold"] = as_t(params.v_threshold)
         out["v_reset"] = as_t(params.v_reset)
+    if params.tau_syn is not None:
+        out["tau_syn_inv"] = as_t(1.0 / params.tau_syn)
+        if dt is None:
+            raise ValueError(f"node '{params.name}' ({params.kind}) needs dt for its input gain")
+        out["in_gain"] = as_t(params.r * params.w_in * (dt / params.tau_syn))  # r*b*w_in: state i = r*I
     return out

@@ -2,7 +2,9 @@
 
 Walks the nodes in topological order once per time step (torch.fx-Interpreter
 style), keeps every node's output in an environment and records it, and runs
-neurons with Norse's own functional step functions (:mod:`snndeploy.dynamics`).
+neurons with Norse's own functional step functions (:mod:`snndeploy.dynamics`)
+and linear nodes with one forward function per type (:mod:`snndeploy.linear`).
+Several edges into one node are summed.
 Batched over samples; CPU or CUDA; float64 by default so that it can serve as
 the reference for Lava's float64 simulation.
 """
@@ -15,12 +17,14 @@ from typing import Dict
 import numpy as np
 
 from .. import graph as G
-from ..dynamics import STEPS, neuron_tensors
+from ..dynamics import STEPS, neuron_tensors, voltage
 from ..errors import InputError
-from ..nodes import NeuronParams, SynapseParams, params_of
+from ..linear import FORWARDS
+from ..nodes import NeuronParams, params_of
 from .base import RunResult, check_supported
 
-SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "LIF", "IF", "LI"})
+SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "SumPool2d", "AvgPool2d",
+                       "Flatten", "LIF", "IF", "LI", "CubaLIF", "CubaLI"})
 
 
 def resolve_device(device: str) -> str:
@@ -55,13 +59,7 @@ class NorseBackend:
         order = G.topological_order(graph)
         pred = G.predecessors(graph)
         params = {n: params_of(n, graph.nodes[n]) for n in order if type(graph.nodes[n]).__name__ not in ("Input", "Output")}
-        tensors = {}
-        for n, p in params.items():
-            if isinstance(p, SynapseParams):
-                tensors[n] = (torch.as_tensor(p.weight, dtype=dtype, device=device),
-                              torch.as_tensor(p.bias, dtype=dtype, device=device))
-            else:
-                tensors[n] = neuron_tensors(p, dtype, device)
+        tensors = {n: neuron_tensors(p, dtype, device, dt) for n, p in params.items() if isinstance(p, NeuronParams)}
         start = time.perf_counter()
         x = torch.as_tensor(x_np, dtype=dtype, device=device)
         B, T = x.shape[:2]
@@ -81,12 +79,11 @@ class NorseBackend:
                     p = params.get(n)
                     if kind == "Output":
                         out = inp
-                    elif isinstance(p, SynapseParams):
-                        w, b = tensors[n]
-                        out = inp.reshape(B, -1) @ w.T + b
-                    else:
+                    elif isinstance(p, NeuronParams):
                         out, v[n] = STEPS[p.kind](inp.reshape((B,) + p.shape), v.get(n), tensors[n], dt)
-                        vrec[n].append(v[n])
+                        vrec[n].append(voltage(v[n]))
+                    else:
+                        out = FORWARDS[kind](inp, p)
                     env[n] = out
                     rec[n].append(out)
                 if progress is not None:
@@ -94,7 +91,8 @@ class NorseBackend:
         outputs = {n: torch.stack(r, 1).cpu().numpy() for n, r in rec.items()}
         states = {n: {"v": torch.stack(r, 1).cpu().numpy()} for n, r in vrec.items()}
         info = {"precision": self.precision, "device": device, "wall_s": time.perf_counter() - start,
-                "how": "Norse functional step functions (lif_box, iaf, li_box), interpreted over the NIR graph"}
+                "how": ("Norse functional step functions (lif_box, iaf, li_box, lif, leaky_integrator) and torch "
+                        "linear maps (snndeploy.linear), interpreted over the NIR graph")}
         return RunResult(self.name, outputs, states, info)
 
 
@@ -103,6 +101,8 @@ def _sum_inputs(values, node: str):
         raise InputError(f"node '{node}' has no incoming edge")
     total = values[0]
     for extra in values[1:]:
+        if extra.shape != total.shape and extra.reshape(-1).shape == total.reshape(-1).shape:
+            extra = extra.reshape(total.shape)
         if extra.shape != total.shape:
             raise InputError(f"node '{node}': incoming edges carry shapes {tuple(total.shape)} and {tuple(extra.shape)}")
         total = total + extra
