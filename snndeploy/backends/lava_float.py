@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import graph as G
 from .base import RunResult
-from .lava_plan import SUPPORTED, build_plan
+from .lava_plan import FLOAT_SUPPORTED, build_plan
 from .lava_runtime import LavaFactories, run_plan
 
 #: Dense num_message_bits for graded (non-binary) input values
@@ -28,10 +28,21 @@ def _neuron(nl, group, interval, offset):
                     reset_interval=interval, reset_offset=offset, name=f"{nl.node}")
 
 
+#: a weight matrix this large and at most this dense goes to Lava's ``Sparse`` (same one-step delay)
+SPARSE_MIN_SIZE = 100_000
+SPARSE_MAX_DENSITY = 0.1
+
+
 def _dense(weight, graded):
     from lava.proc.dense.process import Dense
 
-    return Dense(weights=weight, num_message_bits=GRADED_MESSAGE_BITS if graded else 0)
+    bits = GRADED_MESSAGE_BITS if graded else 0
+    if weight.size >= SPARSE_MIN_SIZE and np.count_nonzero(weight) <= SPARSE_MAX_DENSITY * weight.size:
+        from lava.proc.sparse.process import Sparse
+        from scipy.sparse import csr_matrix
+
+        return Sparse(weights=csr_matrix(weight), num_message_bits=bits)
+    return Dense(weights=weight, num_message_bits=bits)
 
 
 FLOAT_FACTORIES = LavaFactories(tag="floating_pt", neuron=_neuron, dense=_dense, source_data=lambda d: d,
@@ -40,14 +51,14 @@ FLOAT_FACTORIES = LavaFactories(tag="floating_pt", neuron=_neuron, dense=_dense,
 
 class LavaFloatBackend:
     name = "lava-float"
-    supports = SUPPORTED
+    supports = FLOAT_SUPPORTED
 
-    def __init__(self, record_states: bool = True):
+    def __init__(self, record_states: bool = False):
         self.record_states = record_states
 
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
         x = G.check_input(graph, spikes)
-        plan = build_plan(graph, dt, self.name)
+        plan = build_plan(graph, dt, self.name, supported=self.supports, drives=True)
         start = time.perf_counter()
         outputs, states, info = run_plan(plan, x, FLOAT_FACTORIES, record_states=self.record_states,
                                          progress=progress, name=self.name)
@@ -59,7 +70,7 @@ class LavaFloatBackend:
             if node in states:
                 states[node] = {k: (v + (nl.v_offset if k == "v" else 0)).reshape((B, T) + nl.shape)
                                 for k, v in states[node].items()}
-        if not plan.neurons.get(plan.output_from, None) is None:
+        if plan.output_from in plan.neurons:
             nl = plan.neurons[plan.output_from]
             result[plan.output_node] = result[nl.node] if nl.spiking else states[nl.node]["v"]
             if not nl.spiking:
@@ -68,6 +79,7 @@ class LavaFloatBackend:
             out = outputs[plan.output_node] + plan.output_bias
             result[plan.output_node] = out.reshape((B, T) + plan.output_shape)
         info.update({"precision": "float64 (Lava floating_pt)", "total_s": time.perf_counter() - start,
-                     "how": "Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense + RingBuffer source, "
+                     "how": "Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense (Sparse for large sparse "
+                            "composed chains) + RingBuffer sources, "
                             "memmap recorders; records shifted back by the Dense depth"})
         return RunResult(self.name, result, states, info)

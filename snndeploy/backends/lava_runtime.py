@@ -12,7 +12,10 @@ before that population integrates the first input step of the next sample::
         reset of that population     at s = j*W + 1 + d   (reset_offset = (1 + d) mod W)
 
 so each sample starts from the initial state, and nothing of one sample leaks
-into the next. Records come back through memmap recorders (see
+into the next. A population whose plan has ``drives`` (float plans only: a start
+value of v other than 0, or a constant input into u) gets a second source whose
+three channels send 1 on NIR step 0, on step 1, and on every step of the sample,
+through one Dense with the population's drive weights (same timing as its inputs). Records come back through memmap recorders (see
 :mod:`snndeploy.lavaprocs`) and are shifted back by d onto the NIR timeline.
 The network is always stopped, also on error.
 """
@@ -62,9 +65,31 @@ class LavaFactories:
     conn_dense: Optional[Callable] = None  # (Conn, weight, graded) -> process; replaces dense when given
 
 
+def import_lava() -> None:
+    """Import Lava's runtime, which calls ``multiprocessing.set_start_method('fork')`` at import.
+
+    That call fails once anything in this process has fixed the start method
+    (tqdm's lock does, so does torch's DataLoader). When the method already fixed
+    is 'fork' — what Lava asks for — we clear the flag and let Lava set it again.
+    """
+    import multiprocessing as mp
+    import sys
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    current = mp.get_start_method(allow_none=True)
+    if current is not None:
+        if current != "fork":
+            raise BackendError(f"Lava needs the 'fork' multiprocessing start method; this process already uses "
+                               f"'{current}'")
+        mp.context._default_context._actual_context = None
+    import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+
+
 def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: bool = False,
              progress=None, name: str = "lava") -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, np.ndarray]], dict]:
     """Run ``x`` (batch, time, *input_shape) through the plan; records on the NIR timeline (Lava units)."""
+    import_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer as Source
@@ -116,6 +141,17 @@ def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: b
                     dense.a_out.connect(dproc.a_in)
                     keep.append(dense)
         for node, groups in procs.items():
+            drive = plan.neurons[node].drives
+            if drive is None:
+                continue
+            dsrc = Source(data=fac.source_data(_drive_data(B, T, W, plan.depth[node])))
+            keep.append(dsrc)
+            for g, proc in groups:
+                dense = fac.dense(drive[g.index], False)
+                dsrc.s_out.connect(dense.s_in)
+                dense.a_out.connect(proc.a_in)
+                keep.append(dense)
+        for node, groups in procs.items():
             nl = plan.neurons[node]
             for g, proc in groups:
                 if nl.spiking:
@@ -166,3 +202,17 @@ def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: b
     info = {"lava_steps": steps, "window": W, "max_depth": plan.max_depth, "wall_s": wall,
             "processes": len(keep) + sum(len(g) for g in procs.values())}
     return outputs, states, info
+
+
+def _drive_data(B: int, T: int, W: int, depth: int) -> np.ndarray:
+    """(3, B*W) channels [NIR step 0, NIR step 1, every NIR step] for a population at ``depth``.
+
+    Through one Dense they arrive when the population integrates those steps
+    (sent at 0-based Lava column ``j*W + t + depth - 1``)."""
+    data = np.zeros((3, B * W))
+    for j in range(B):
+        base = j * W + depth - 1
+        data[0, base] = 1
+        data[1, base + 1] = 1
+        data[2, base:base + T] = 1
+    return data

@@ -1,0 +1,193 @@
+"""Command line: ``snndeploy train | run | compare | demo``.
+
+Exit codes: 0 success (compare: passed), 1 compare ran but did not pass,
+2 unusable input (the message names file, node, field, expected vs got),
+3 a backend failed while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import EXIT_BAD_INPUT, EXIT_NOT_PASSED, EXIT_OK, EXIT_RUNTIME, BackendError, InputError, SnnDeployError
+
+DEMO_MODEL = "digits_mlp"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snndeploy", description="Train SNNs in Norse, export NIR, run on Lava, compare.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model from models/NAME.toml and export model.nir")
+    t.add_argument("--model", required=True, help="model config name (models/NAME.toml) or path")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int)
+    t.add_argument("--data-dir")
+    t.add_argument("--out", required=True)
+
+    r = sub.add_parser("run", help="run one backend on encoded input; write every node's output")
+    r.add_argument("graph")
+    r.add_argument("--backend", required=True)
+    r.add_argument("--input", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
+
+    c = sub.add_parser("compare", help="run several backends on the same input and compare them")
+    c.add_argument("graph")
+    c.add_argument("--backends", required=True, help="comma-separated, the first is the reference")
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset")
+    src.add_argument("--input")
+    c.add_argument("--samples", type=int, help="with --dataset: how many test samples (default: all)")
+    c.add_argument("--data-dir")
+    c.add_argument("--out", required=True)
+    c.add_argument("--dt", type=float)
+    _tolerance_args(c)
+
+    d = sub.add_parser("demo", help="train (or reuse), export, compare norse vs lava-float on digits")
+    d.add_argument("--out", default="out/demo")
+    d.add_argument("--samples", type=int, help="test samples to compare (default: the whole test split, 450)")
+    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    d.add_argument("--retrain", action="store_true", help="train even if a matching checkpoint exists")
+    _tolerance_args(d)
+    return p
+
+
+def _tolerance_args(p) -> None:
+    from .harness import DEFAULT_MIN_PREDICTION_AGREEMENT, DEFAULT_MIN_SPIKE_AGREEMENT
+
+    p.add_argument("--min-spike-agreement", type=float, default=DEFAULT_MIN_SPIKE_AGREEMENT)
+    p.add_argument("--min-prediction-agreement", type=float, default=DEFAULT_MIN_PREDICTION_AGREEMENT)
+    p.add_argument("--target", default="loihi", help="energy target: targets/NAME.toml or a path")
+
+
+def _tolerances(args):
+    from .harness import Tolerances
+
+    for name in ("min_spike_agreement", "min_prediction_agreement"):
+        v = getattr(args, name)
+        if not 0 <= v <= 1:
+            raise InputError(f"--{name.replace('_', '-')} must be within [0, 1], got {v}")
+    return Tolerances(args.min_spike_agreement, args.min_prediction_agreement)
+
+
+def cmd_train(args) -> int:
+    from .train import load_model_config, train
+
+    cfg = load_model_config(args.model)
+    cfg["dataset"] = args.dataset
+    metrics, artifacts = train(cfg, args.out, device=args.device, epochs=args.epochs, seed=args.seed,
+                               data_dir=args.data_dir)
+    print(f"test accuracy ({metrics['test_samples']} samples, norse float32, {metrics['device']}): "
+          f"{100 * metrics['test_accuracy']:.2f} %  [{metrics['how']}]")
+    for k, v in artifacts.items():
+        print(f"wrote {k}: {v}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from . import graph as G
+    from .pipeline import load_input_npz, run_backends, save_npz_atomically
+
+    graph = G.load_graph(args.graph)
+    dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
+    spikes, _ = load_input_npz(args.input)
+    x = G.check_input(graph, spikes, where=f"input '{args.input}'")
+    from .backends import get_backend
+
+    get_backend(args.backend)  # unknown name: fail before anything runs
+    result = run_backends(graph, [args.backend], x, dt)[args.backend]
+    save_npz_atomically(args.out, result.outputs)
+    print(f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.outputs.items())} "
+          f"(NIR timeline, {args.backend})")
+    return EXIT_OK
+
+
+def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args, extra_files=None) -> int:
+    from .pipeline import compare, write_files_atomically
+    from .report import render_markdown
+
+    rep = compare(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target)
+    md = render_markdown(rep)
+    files = {"report.json": (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode(), "report.md": md.encode()}
+    files.update(extra_files or {})
+    written = write_files_atomically(args.out, files)
+    print(md)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK if rep["passed"] else EXIT_NOT_PASSED
+
+
+def cmd_compare(args) -> int:
+    from . import graph as G
+    from .pipeline import dataset_input, load_input_npz
+
+    graph = G.load_graph(args.graph)
+    dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    from .backends import get_backend
+
+    for n in names:
+        get_backend(n)
+    if args.input:
+        if args.samples is not None:
+            raise InputError("--samples goes with --dataset; with --input every sample in the file is used")
+        spikes, labels = load_input_npz(args.input)
+        desc = f"file {args.input}"
+    else:
+        spikes, labels, desc = dataset_input(graph, args.dataset, args.samples, args.data_dir)
+    return _compare_and_write(graph, args.graph, names, spikes, labels, dt, desc, args)
+
+
+def cmd_demo(args) -> int:
+    import torch
+
+    from . import graph as G
+    from .pipeline import dataset_input
+    from .train import config_hash, load_model_config, train
+
+    cfg = load_model_config(DEMO_MODEL)
+    out = Path(args.out)
+    ckpt, graph_path = out / "checkpoint.pt", out / "model.nir"
+    reuse = False
+    if not args.retrain and ckpt.is_file() and graph_path.is_file():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        reuse = saved.get("config_hash") == config_hash(cfg)
+    if reuse:
+        print(f"[1/3] reusing the checkpoint in {out} (its config matches models/{DEMO_MODEL}.toml)")
+    else:
+        print(f"[1/3] training {DEMO_MODEL} on {cfg['dataset']} ({cfg['train']['epochs']} epochs)")
+        metrics, _ = train(cfg, out, device=args.device)
+        print(f"      norse test accuracy after training: {100 * metrics['test_accuracy']:.2f} % "
+              f"({metrics['train_wall_s']:.0f} s on {metrics['device']})")
+    print(f"[2/3] exported {graph_path} (NIR, dt and encoding in metadata)")
+    graph = G.load_graph(graph_path)
+    dt = G.graph_dt(graph, None, where=str(graph_path))
+    spikes, labels, desc = dataset_input(graph, cfg["dataset"], args.samples)
+    print(f"[3/3] comparing norse (float64) and lava-float on {len(spikes)} test samples")
+    args.target = getattr(args, "target", "loihi")
+    return _compare_and_write(graph, str(graph_path), ["norse", "lava-float"], spikes, labels, dt, desc, args)
+
+
+COMMANDS = {"train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": cmd_demo}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except SnnDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

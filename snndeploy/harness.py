@@ -1,0 +1,96 @@
+"""Comparing backends: spike agreement, first divergence, predictions, accuracy.
+
+All records are on the NIR timeline (backends align their own delays), so two
+backends agree on a node when their arrays are equal entry by entry.
+
+- spike agreement of a node = fraction of equal entries over samples x steps x neurons;
+- first divergence = the earliest (sample, step) at which any spiking node differs,
+  ties broken by graph order, with the neuron's flat index;
+- prediction = argmax over classes of the output summed over time (spike counts
+  for a spiking output), ties to the lowest index;
+- prediction agreement = fraction of samples with equal predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from . import graph as G
+from .nodes import NeuronParams, params_of
+
+DEFAULT_MIN_SPIKE_AGREEMENT = 0.999
+DEFAULT_MIN_PREDICTION_AGREEMENT = 0.99
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    min_spike_agreement: float = DEFAULT_MIN_SPIKE_AGREEMENT
+    min_prediction_agreement: float = DEFAULT_MIN_PREDICTION_AGREEMENT
+
+
+def spiking_nodes(graph) -> List[str]:
+    """Spiking neuron nodes in graph order."""
+    in_node, out_node = G.io_nodes(graph)
+    names = []
+    for n in G.topological_order(graph):
+        if n in (in_node, out_node):
+            continue
+        p = params_of(n, graph.nodes[n])
+        if isinstance(p, NeuronParams) and p.spiking:
+            names.append(n)
+    return names
+
+
+def predictions(output: np.ndarray) -> np.ndarray:
+    """Argmax over classes of the output summed over time; (B, T, C) -> (B,)."""
+    B, T = output.shape[:2]
+    return output.reshape(B, T, -1).sum(axis=1).argmax(axis=1)
+
+
+def first_divergence(a: np.ndarray, b: np.ndarray) -> Optional[Dict[str, int]]:
+    """Earliest (sample, step, neuron) where two (B, T, ...) records differ, or None."""
+    B, T = a.shape[:2]
+    diff = a.reshape(B, T, -1) != b.reshape(B, T, -1)
+    if not diff.any():
+        return None
+    s, t, n = np.argwhere(diff)[0]  # argwhere is lexicographic: sample, then step, then neuron
+    return {"sample": int(s), "step": int(t), "neuron": int(n)}
+
+
+def compare_pair(graph, a_name: str, a_out: Dict[str, np.ndarray], b_name: str, b_out: Dict[str, np.ndarray],
+                 out_node: str, tol: Tolerances) -> dict:
+    nodes = {}
+    earliest = None
+    for n in spiking_nodes(graph):
+        if n not in a_out or n not in b_out:
+            continue
+        a, b = a_out[n], b_out[n]
+        if a.shape != b.shape:
+            raise ValueError(f"node '{n}': {a_name} recorded shape {a.shape}, {b_name} {b.shape}")
+        agree = float(np.mean(a == b))
+        fd = first_divergence(a, b)
+        nodes[n] = {"spike_agreement": agree, "mismatches": int(np.sum(a != b)), "entries": int(a.size),
+                    "first_divergence": fd, "passed": agree >= tol.min_spike_agreement}
+        if fd is not None and (earliest is None or (fd["sample"], fd["step"]) < (earliest["sample"], earliest["step"])):
+            earliest = dict(fd, node=n)
+    pa, pb = predictions(a_out[out_node]), predictions(b_out[out_node])
+    pred_agree = float(np.mean(pa == pb))
+    min_spike = min((v["spike_agreement"] for v in nodes.values()), default=1.0)
+    return {
+        "a": a_name, "b": b_name,
+        "spike_agreement": min_spike,
+        "spike_agreement_how": "minimum over spiking nodes of the fraction of equal entries (samples x steps x neurons)",
+        "prediction_agreement": pred_agree,
+        "first_divergence": earliest,
+        "nodes": nodes,
+        "passed": all(v["passed"] for v in nodes.values()) and pred_agree >= tol.min_prediction_agreement,
+    }
+
+
+def accuracy(output: np.ndarray, labels: Optional[np.ndarray]) -> Optional[float]:
+    if labels is None:
+        return None
+    return float(np.mean(predictions(output) == np.asarray(labels)))

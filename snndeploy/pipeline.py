@@ -1,0 +1,164 @@
+"""The jobs behind the CLI: run one backend, compare several, write artifacts atomically.
+
+Nothing is written until everything has been computed; each file is written to
+a temporary name in its folder and renamed, so an error leaves no half-written
+artifact behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import graph as G
+from .errors import InputError
+from .harness import Tolerances, accuracy, compare_pair
+from .synops import count_ops, energy_summary
+from .targets import load_target
+
+DEFAULT_TARGET = "loihi"
+
+
+def load_input_npz(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """IN.npz: 'spikes' (batch, time, *input_shape), optional 'labels' (batch,)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file '{path}' does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "spikes" not in f.files:
+                raise InputError(f"input file '{path}' has no array 'spikes' (it has: {', '.join(f.files) or 'none'})")
+            spikes = f["spikes"]
+            labels = f["labels"] if "labels" in f.files else None
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"input file '{path}' is not a readable .npz file: {type(exc).__name__}: {exc}") from exc
+    if labels is not None and (labels.ndim != 1 or len(labels) != len(spikes)):
+        raise InputError(f"input file '{path}': 'labels' has shape {labels.shape}, expected ({len(spikes)},)")
+    return spikes, labels
+
+
+def dataset_input(graph, dataset: str, samples: Optional[int], data_dir: Optional[str] = None):
+    """The first ``samples`` test samples of ``dataset``, encoded as the graph's metadata says."""
+    from .datasets import get_dataset
+    from .encoding import encode
+
+    cfg = G.graph_config(graph)
+    enc = cfg.get("encoding")
+    if not enc:
+        raise InputError("the graph carries no input encoding in its metadata (it was not written by "
+                         "`snndeploy train`); give encoded inputs with --input IN.npz instead of --dataset")
+    if cfg.get("dataset") and cfg["dataset"] != dataset:
+        raise InputError(f"the graph was trained on dataset '{cfg['dataset']}', not '{dataset}'")
+    ds = get_dataset(dataset, data_dir)
+    n = len(ds.x_test) if samples is None else int(samples)
+    if n <= 0:
+        raise InputError(f"--samples must be positive, got {samples}")
+    n = min(n, len(ds.x_test))
+    x = ds.x_test[:n].reshape(n, -1)
+    desc = f"{dataset} test split, first {n} samples, encoding {json.dumps(enc, sort_keys=True)}"
+    return encode(x, enc), ds.y_test[:n], desc
+
+
+def _progress_bar(name: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=f"run {name}", file=sys.stderr, leave=False,
+               mininterval=0.5 if sys.stderr.isatty() else 15.0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+
+    def update(_msg, frac):
+        bar.n = int(round(100 * frac))
+        bar.refresh()
+
+    return bar, update
+
+
+def run_backends(graph, names: Sequence[str], spikes: np.ndarray, dt: float, show_progress: bool = True):
+    from .backends import get_backend
+
+    backends = [get_backend(n) for n in names]  # unknown names fail before anything runs
+    results = {}
+    for b in backends:
+        bar, update = _progress_bar(b.name) if show_progress else (None, None)
+        try:
+            results[b.name] = b.run(graph, spikes, dt, progress=update)
+        finally:
+            if bar is not None:
+                bar.close()
+    return results
+
+
+def compare(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, labels: Optional[np.ndarray],
+            dt: float, input_desc: str, tol: Tolerances = Tolerances(), target: str = DEFAULT_TARGET,
+            show_progress: bool = True) -> dict:
+    if len(names) < 2:
+        raise InputError(f"--backends needs at least two names separated by commas, got {','.join(names)}")
+    if len(set(names)) != len(names):
+        raise InputError(f"--backends lists a backend twice: {','.join(names)}")
+    tgt = load_target(target)
+    x = G.check_input(graph, spikes, where=input_desc)
+    _, out_node = G.io_nodes(graph)
+    results = run_backends(graph, names, x, dt, show_progress)
+    report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": int(x.shape[0]),
+              "steps": int(x.shape[1]), "reference": names[0], "backends": {}, "pairs": [],
+              "tolerances": {"min_spike_agreement": tol.min_spike_agreement,
+                             "min_prediction_agreement": tol.min_prediction_agreement}}
+    for name, r in results.items():
+        energy = energy_summary(count_ops(graph, r.outputs), tgt)
+        report["backends"][name] = {
+            "accuracy": accuracy(r.outputs[out_node], labels), "samples": int(x.shape[0]),
+            "synops_per_sample": energy["synops_per_sample"],
+            "neuron_updates_per_sample": energy["neuron_updates_per_sample"],
+            "energy_nj_per_sample": energy["energy_nj_per_sample"], "energy": energy,
+            "info": {k: v for k, v in r.info.items() if _jsonable(v)},
+        }
+    for other in names[1:]:
+        report["pairs"].append(compare_pair(graph, names[0], results[names[0]].outputs, other,
+                                            results[other].outputs, out_node, tol))
+    report["passed"] = all(p["passed"] for p in report["pairs"])
+    return report
+
+
+def _jsonable(v) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except TypeError:
+        return False
+
+
+def write_files_atomically(out_dir, files: Dict[str, bytes]) -> List[Path]:
+    """Write every file under ``out_dir`` via temp name + rename; on error remove the temp files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}-", dir=str(out_dir))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            temps.append((tmp, out_dir / name))
+        for tmp, final in temps:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    return [final for _, final in temps]
+
+
+def save_npz_atomically(path, arrays: Dict[str, np.ndarray]) -> None:
+    import io
+
+    path = Path(path)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_files_atomically(path.parent if str(path.parent) else ".", {path.name: buf.getvalue()})
