@@ -24,6 +24,33 @@ subtracted by v_reset — and Lava's reset to 0 is NIR's reset to v_reset.
 IF is the same with ``a`` replaced by 1 in the input scale and ``dv = 0``; LI is
 LIF shifted by v_leak with an infinite threshold.
 
+CubaLIF (``b = dt/tau_syn``; NIR/Norse order ``I <- (1-b) I + b w_in S`` then
+``v <- v + a((v_leak - v) + r I)``, see :mod:`snndeploy.nodes`) maps onto Lava's u with
+``u = a*r*I``::
+
+    du = b ;  dv = a ;  a_in = (a*r*b*w_in) * S ;  bias = a*(v_leak - v_reset)
+
+Lava's ``u <- u(1-du) + a_in`` is then ``a r`` times NIR's current update, and
+``v <- v(1-dv) + u + bias`` is NIR's voltage update with the *new* current, as in
+Norse: both integrate the input into v in the same step. CubaLI is the same with
+v shifted by v_leak and an infinite threshold. A constant (bias) input into a Cuba
+population enters u, not v (``u_bias``, sent by a drive source, see below).
+
+Initial state: Lava resets v (and u) to 0 at each sample's first step; NIR starts
+at ``v = v_leak``. Where ``c = v_leak - v_reset`` is not 0 (a LIF whose leak and reset
+differ), the ``lava-float`` plan adds ``init_pulse = (1 - dv) c`` to u on the first
+step and ``-(1 - du)(1 - dv) c`` on the second, so that v takes the first step from c
+exactly and u forgets the pulse (``build_plan(..., drives=True)``).
+
+Linear chains: a chain of instantaneous nodes (Affine, Linear, Scale, Conv2d,
+SumPool2d, AvgPool2d, Flatten; edges into one node summed) between spiking
+populations is composed numerically into ONE affine map per (source population,
+destination) by pushing identity basis vectors through each node's forward function
+(:mod:`snndeploy.linear`), so each chain costs one Dense and one step of delay. Its
+bias folds into the neuron bias as Affine's does. Cost: the matrix is dense,
+``N_dst x N_src`` float64 (a 16x16x16 -> 16x16x16 conv is 4096 x 4096, 134 MB); a Lava
+``Conv`` process would keep only the kernel (future work).
+
 Delays: a Lava ``Dense`` sends at step s what it received at step s-1, so a
 node reached through k Dense processes lags the NIR timeline by k steps. The
 plan records that depth per node; every path into a node must have the same
@@ -41,7 +68,12 @@ from .. import graph as G
 from ..errors import GraphError, UnsupportedNodeError
 from ..nodes import NeuronParams, SynapseParams, params_of
 
+#: what the fixed-point backends (quantize.py) take; unchanged by the float widening
 SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "LIF", "IF", "LI"})
+#: linear (instantaneous) node types that the plan composes into Dense weights
+LINEAR_TYPES = frozenset({"Affine", "Linear", "Scale", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten"})
+#: what ``lava-float`` runs
+FLOAT_SUPPORTED = SUPPORTED | LINEAR_TYPES | {"CubaLIF", "CubaLI"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +90,18 @@ class NeuronLowering:
     bias: np.ndarray  # per step, Lava units (Affine biases are added when wired)
     v_offset: np.ndarray  # NIR v = Lava v + v_offset
     spiking: bool
+    v_start: Optional[np.ndarray] = None  # Lava v the first step starts from (None: 0, Lava's reset)
+    u_bias: Optional[np.ndarray] = None  # constant added to a_in every step (Cuba: bias enters u)
+
+    @property
+    def drives(self) -> Optional[np.ndarray]:
+        """(N, 3) weights of the drive source's channels [first step, second step, every step], or None."""
+        start = np.zeros(self.size) if self.v_start is None else self.v_start
+        const = np.zeros(self.size) if self.u_bias is None else self.u_bias
+        if not (np.any(start) or np.any(const)):
+            return None
+        pulse = (1 - self.dv) * start
+        return np.stack([pulse, -(1 - self.du) * pulse, const], axis=1)
 
     @property
     def size(self) -> int:
@@ -95,26 +139,35 @@ class LavaPlan:
 # --------------------------------------------------------------------------- per node type
 
 
-def lower_lif(p: NeuronParams, dt: float, backend: str) -> NeuronLowering:
-    if np.any(p.v_leak != p.v_reset):
-        i = int(np.argmax((p.v_leak != p.v_reset).reshape(-1)))
-        raise UnsupportedNodeError(
-            backend, p.name, "LIF", SUPPORTED,
-            why=(f"v_leak ({p.v_leak.reshape(-1)[i]}) differs from v_reset ({p.v_reset.reshape(-1)[i]}) at neuron {i}; "
-                 "Lava's LIF starts and resets at one value (0), so the initial state v = v_leak and the "
-                 "reset value v_reset must be equal"),
-        )
+def _check_start(p: NeuronParams, backend: str, drives: bool, supported) -> Optional[np.ndarray]:
+    """Lava v to start from (v_leak - v_reset), or refuse if the backend has no drive source."""
+    c = (p.v_leak - p.v_reset).reshape(-1)
+    if not np.any(c):
+        return None
+    if drives:
+        return c
+    i = int(np.argmax(c != 0))
+    raise UnsupportedNodeError(
+        backend, p.name, p.kind, supported,
+        why=(f"v_leak ({p.v_leak.reshape(-1)[i]}) differs from v_reset ({p.v_reset.reshape(-1)[i]}) at neuron {i}; "
+             "Lava's LIF starts and resets at one value (0), so the initial state v = v_leak and the "
+             "reset value v_reset must be equal"),
+    )
+
+
+def lower_lif(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
+    start = _check_start(p, backend, drives, supported)
     a = (dt / p.tau).reshape(-1)
     return NeuronLowering(
         p.name, "LIF", p.shape,
         input_scale=a * p.r.reshape(-1), du=np.ones_like(a), dv=a,
         vth=(p.v_threshold - p.v_reset).reshape(-1),
         bias=(a * (p.v_leak - p.v_reset).reshape(-1)),
-        v_offset=p.v_reset.reshape(-1), spiking=True,
+        v_offset=p.v_reset.reshape(-1), spiking=True, v_start=start,
     )
 
 
-def lower_if(p: NeuronParams, dt: float, backend: str) -> NeuronLowering:
+def lower_if(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
     n = int(np.prod(p.shape))
     return NeuronLowering(
         p.name, "IF", p.shape,
@@ -124,7 +177,7 @@ def lower_if(p: NeuronParams, dt: float, backend: str) -> NeuronLowering:
     )
 
 
-def lower_li(p: NeuronParams, dt: float, backend: str) -> NeuronLowering:
+def lower_li(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
     a = (dt / p.tau).reshape(-1)
     return NeuronLowering(
         p.name, "LI", p.shape,
@@ -134,18 +187,98 @@ def lower_li(p: NeuronParams, dt: float, backend: str) -> NeuronLowering:
     )
 
 
-NEURON_LOWERINGS: Dict[str, Callable[[NeuronParams, float, str], NeuronLowering]] = {
+def lower_cuba_lif(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
+    start = _check_start(p, backend, drives, supported)
+    a, b = (dt / p.tau).reshape(-1), (dt / p.tau_syn).reshape(-1)
+    return NeuronLowering(
+        p.name, "CubaLIF", p.shape,
+        input_scale=a * p.r.reshape(-1) * b * p.w_in.reshape(-1), du=b, dv=a,
+        vth=(p.v_threshold - p.v_reset).reshape(-1),
+        bias=(a * (p.v_leak - p.v_reset).reshape(-1)),
+        v_offset=p.v_reset.reshape(-1), spiking=True, v_start=start,
+    )
+
+
+def lower_cuba_li(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
+    a, b = (dt / p.tau).reshape(-1), (dt / p.tau_syn).reshape(-1)
+    return NeuronLowering(
+        p.name, "CubaLI", p.shape,
+        input_scale=a * p.r.reshape(-1) * b * p.w_in.reshape(-1), du=b, dv=a,
+        vth=np.full_like(a, np.inf), bias=np.zeros_like(a),
+        v_offset=p.v_leak.reshape(-1), spiking=False,
+    )
+
+
+#: neuron kind -> lowering (params, dt, backend, drives, supported) -> NeuronLowering
+NEURON_LOWERINGS: Dict[str, Callable[..., NeuronLowering]] = {
     "LIF": lower_lif,
     "IF": lower_if,
     "LI": lower_li,
+    "CubaLIF": lower_cuba_lif,
+    "CubaLI": lower_cuba_li,
 }
+
+#: neuron kinds whose constant input enters u (a synaptic current), not v
+U_BIAS_KINDS = frozenset({"CubaLIF", "CubaLI"})
+
+
+# --------------------------------------------------------------------------- linear chains
+
+
+@dataclass(frozen=True, eq=False)
+class AffineMap:
+    """A node's value as ``sum_src weights[src] @ out(src) + bias``; weights[src] is (N, N_src)."""
+
+    weights: Dict[str, np.ndarray]
+    bias: np.ndarray
+
+
+def compose_linear(p, value: AffineMap) -> AffineMap:
+    """The map after one linear node ``p`` (any record with a forward in :mod:`snndeploy.linear`).
+
+    Pushes the columns of each source's matrix (identity basis vectors of the source
+    composed so far) and the bias through the node's forward function in float64.
+    """
+    import torch
+
+    from ..linear import FORWARDS, in_shape_of
+
+    fwd = FORWARDS[_record_kind(p)]
+    shape = in_shape_of(p)
+    with torch.no_grad():
+        zero = fwd(torch.zeros((1,) + shape, dtype=torch.float64), p).reshape(1, -1)
+        weights = {}
+        for src, w in value.weights.items():
+            cols = torch.as_tensor(np.ascontiguousarray(w.T), dtype=torch.float64).reshape((w.shape[1],) + shape)
+            weights[src] = (fwd(cols, p).reshape(w.shape[1], -1) - zero).T.numpy()
+        bias = fwd(torch.as_tensor(value.bias, dtype=torch.float64).reshape((1,) + shape), p).reshape(-1).numpy()
+    return AffineMap(weights, bias)
+
+
+def _record_kind(p) -> str:
+    return p.kind
+
+
+def _sum_maps(maps: List[AffineMap], node: str) -> AffineMap:
+    sizes = {m.bias.size for m in maps}
+    if len(sizes) != 1:
+        raise GraphError(f"node '{node}': incoming edges carry {sorted(sizes)} values; summed edges must match")
+    weights: Dict[str, np.ndarray] = {}
+    for m in maps:
+        for src, w in m.weights.items():
+            weights[src] = weights[src] + w if src in weights else w
+    return AffineMap(weights, sum(m.bias for m in maps))
 
 
 # --------------------------------------------------------------------------- wiring
 
 
-def build_plan(graph, dt: float, backend: str, supported=SUPPORTED) -> LavaPlan:
-    """Lower a validated NIR graph to a LavaPlan (pure; the graph is not changed)."""
+def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool = False) -> LavaPlan:
+    """Lower a validated NIR graph to a LavaPlan (pure; the graph is not changed).
+
+    ``drives``: the runtime provides a drive source per population (``v_start``, ``u_bias``);
+    without it, LIFs with v_leak != v_reset and constant input into u are refused.
+    """
     from .base import check_supported
 
     check_supported(graph, backend, supported)
@@ -158,73 +291,87 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED) -> LavaPlan:
     for n in order:
         p = params.get(n)
         if isinstance(p, NeuronParams):
-            neurons[n] = NEURON_LOWERINGS[p.kind](p, dt, backend)
-
-    def source_of(n: str, consumer: str) -> str:
-        """The node whose OutPort drives ``n``'s value: the Input or a spiking neuron."""
-        if n == in_node:
-            return n
-        if n in neurons:
-            if not neurons[n].spiking:
-                raise UnsupportedNodeError(
-                    backend, n, neurons[n].kind, supported,
-                    why=f"its graded output feeds '{consumer}'; on Lava an LI output can only go to the Output node")
-            return n
-        raise UnsupportedNodeError(
-            backend, consumer, type(graph.nodes[consumer]).__name__, supported,
-            why=f"it is fed by '{n}' ({type(graph.nodes[n]).__name__}); Lava needs a spiking neuron or the Input "
-                "before each Affine/Linear (two synapse nodes in a row are not supported yet)")
+            neurons[n] = NEURON_LOWERINGS[p.kind](p, dt, backend, drives, supported)
 
     def size_of(n: str) -> int:
         return int(np.prod(in_shape)) if n == in_node else neurons[n].size
 
+    def check_source(n: str, consumer: str) -> None:
+        if n in neurons and not neurons[n].spiking:
+            raise UnsupportedNodeError(
+                backend, n, neurons[n].kind, supported,
+                why=f"its graded output feeds '{consumer}'; on Lava an LI output can only go to the Output node")
+
+    # every node's value as an affine map of source populations (Input, spiking neurons)
+    maps: Dict[str, AffineMap] = {}
+    for n in order:
+        if n == in_node or n in neurons:
+            maps[n] = AffineMap({n: np.eye(size_of(n))}, np.zeros(size_of(n)))
+            continue
+        if not pred[n]:
+            raise GraphError(f"node '{n}' ({type(graph.nodes[n]).__name__}) has no incoming edge")
+        if n == out_node:
+            continue
+        for q in pred[n]:
+            check_source(q, n)
+        value = _sum_maps([maps[q] for q in pred[n]], n)
+        p = params[n]
+        want = int(np.prod(_in_shape(p)))
+        if value.bias.size != want:
+            raise GraphError(f"node '{n}' ({p.kind}) expects {want} inputs but its incoming edges carry {value.bias.size}")
+        maps[n] = compose_linear(p, value)
+
     conns: List[Conn] = []
     bias_add: Dict[str, np.ndarray] = {n: np.zeros(nl.size) for n, nl in neurons.items()}
+    u_bias: Dict[str, np.ndarray] = {}
     output_bias = None
-    for n in order:
-        if n not in neurons and n != out_node:
-            continue
-        for p in pred[n]:
-            scale = neurons[n].input_scale if n in neurons else None
-            syn = params.get(p)
-            if isinstance(syn, SynapseParams):
-                (q,) = _single_pred(pred, p, graph, backend, supported)
-                src = source_of(q, p)
-                if syn.in_features != size_of(src):
-                    raise GraphError(f"node '{p}' expects {syn.in_features} inputs but '{src}' has {size_of(src)}")
-                w, b = syn.weight, syn.bias
-                via = p
+    for n in [m for m in order if m in neurons] + [out_node]:
+        if not pred[n]:
+            raise GraphError(f"node '{n}' has no incoming edge")
+        if n == out_node and len(pred[n]) == 1 and pred[n][0] in neurons:
+            continue  # the Output records that neuron's spikes (or an LI's voltage)
+        for q in pred[n]:
+            check_source(q, n)
+        value = _sum_maps([maps[q] for q in pred[n]], n)
+        via = ",".join(q for q in pred[n] if q in params and q not in neurons) or None
+        if n in neurons:
+            nl = neurons[n]
+            if value.bias.size != nl.size:
+                raise GraphError(f"edges into '{n}' carry {value.bias.size} values, node has {nl.size} neurons")
+            for src, w in value.weights.items():
+                conns.append(Conn(src, n, nl.input_scale[:, None] * w, graded=False, via=via))
+            if nl.kind in U_BIAS_KINDS:
+                if np.any(value.bias):
+                    if not drives:
+                        raise UnsupportedNodeError(backend, n, nl.kind, supported,
+                                                   why="a constant (bias) input into its synaptic current needs a drive source")
+                    u_bias[n] = nl.input_scale * value.bias
             else:
-                src = source_of(p, n)
-                w, b, via = np.eye(size_of(src)), np.zeros(size_of(src)), None
-            if n in neurons:
-                if w.shape[0] != neurons[n].size:
-                    raise GraphError(f"edge into '{n}' carries {w.shape[0]} values, node has {neurons[n].size} neurons")
-                conns.append(Conn(src, n, scale[:, None] * w, graded=False, via=via))
-                bias_add[n] = bias_add[n] + scale * b
-            else:  # the Output node
-                if via is not None:
-                    conns.append(Conn(src, n, w, graded=False, via=via))
-                    output_bias = b
-    neurons = {n: replace(nl, bias=nl.bias + bias_add[n]) for n, nl in neurons.items()}
+                bias_add[n] = bias_add[n] + nl.input_scale * value.bias
+        else:  # the Output node
+            for q in pred[n]:
+                if q == in_node or q in neurons:
+                    raise UnsupportedNodeError(
+                        backend, out_node, "Output", supported,
+                        why=f"it is fed by '{q}' directly; Lava records the Output through synapses or from one neuron")
+            for src, w in value.weights.items():
+                conns.append(Conn(src, n, w, graded=False, via=via))
+            output_bias = value.bias
+    neurons = {n: replace(nl, bias=nl.bias + bias_add[n], u_bias=u_bias.get(n)) for n, nl in neurons.items()}
 
     out_preds = pred[out_node]
-    if len(out_preds) != 1:
-        raise GraphError(f"Output node '{out_node}' must have exactly one incoming edge, has {len(out_preds)}")
-    output_from = out_preds[0] if out_preds[0] in neurons else out_node
-    if out_preds[0] == in_node:
-        raise UnsupportedNodeError(backend, out_node, "Output", supported, why="it is fed by the Input directly")
-
+    if not out_preds:
+        raise GraphError(f"Output node '{out_node}' has no incoming edge")
+    output_from = out_preds[0] if (len(out_preds) == 1 and out_preds[0] in neurons) else out_node
     depth = _depths(in_node, conns)
-    output_shape = neurons[output_from].shape if output_from in neurons else G.node_shape(graph.nodes[out_preds[0]])
+    output_shape = neurons[output_from].shape if output_from in neurons else G.node_shape(graph.nodes[out_node])
     return LavaPlan(in_node, in_shape, neurons, conns, depth, out_node, output_from, output_bias, output_shape)
 
 
-def _single_pred(pred, node, graph, backend, supported):
-    if len(pred[node]) != 1:
-        raise UnsupportedNodeError(backend, node, type(graph.nodes[node]).__name__, supported,
-                                   why=f"it has {len(pred[node])} incoming edges; an Affine/Linear must have one")
-    return pred[node]
+def _in_shape(p) -> Tuple[int, ...]:
+    from ..linear import in_shape_of
+
+    return in_shape_of(p)
 
 
 def _depths(in_node: str, conns: List[Conn]) -> Dict[str, int]:
