@@ -147,9 +147,28 @@ def topological_order(graph) -> List[str]:
             if indeg[s] == 0:
                 ready.append(s)
     if len(order) != len(graph.nodes):
-        cyc = sorted(k for k in graph.nodes if k not in order)
-        raise GraphError(f"graph has a recurrent cycle through nodes {cyc}; recurrent graphs are not supported yet")
+        cycle = find_cycle(graph, [k for k in graph.nodes if k not in order])
+        raise GraphError(f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])}; "
+                         "recurrent graphs are not supported yet")
     return order
+
+
+def find_cycle(graph, candidates: List[str]) -> List[str]:
+    """One cycle (node names in edge order) among ``candidates``, the nodes a topological sort left."""
+    succ = successors(graph)
+    left = set(candidates)
+    for start in candidates:
+        path, seen, node = [], {}, start
+        while node not in seen:
+            seen[node] = len(path)
+            path.append(node)
+            nxt = [s for s in succ[node] if s in left]
+            if not nxt:
+                break
+            node = nxt[0]
+        else:
+            return path[seen[node]:]
+    return sorted(left)
 
 
 def node_shape(node) -> Tuple[int, ...]:

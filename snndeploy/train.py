@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .datasets import get_dataset
+from .datasets import dataset_for_config
 from .encoding import encode
 from .errors import InputError
 
@@ -98,7 +98,7 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     if arch not in ARCHITECTURES:
         raise InputError(f"model.arch '{arch}' unknown; available: {', '.join(ARCHITECTURES)}")
     dev = resolve_device(device)
-    ds = get_dataset(cfg["dataset"], data_dir)
+    ds = dataset_for_config(cfg, data_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, enc = cfg["train"], cfg["encoding"]
@@ -120,7 +120,12 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
         tot_loss, tot_ok = 0.0, 0
         for i in range(0, len(xtr), tcfg["batch_size"]):
             idx = perm[i:i + tcfg["batch_size"]]
-            spikes = _poisson_torch(xtr[idx], enc["steps"], enc.get("max_prob", 1.0), gen)
+            if enc["kind"] == "poisson":  # drawn on the device; same distribution as encoding.poisson
+                spikes = _poisson_torch(xtr[idx], enc["steps"], enc.get("max_prob", 1.0), gen)
+            else:
+                seed_b = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=dev))
+                spikes = torch.as_tensor(encode(xtr[idx].cpu().numpy(), {**enc, "seed": seed_b}),
+                                         device=dev).transpose(0, 1)
             counts = model(spikes).sum(0)
             loss = torch.nn.functional.cross_entropy(counts, ytr[idx])
             opt.zero_grad()

@@ -25,7 +25,7 @@ from snndeploy.errors import GraphError
 from snndeploy.quantize import (STATE_MAX, VTH_MAX, QuantizationError, quantize_plan, representable_weights,
                                 round_half_away, validate_fixed_plan)
 
-PAPER = Path("/work/shared/conformance/nir-paper")
+from conftest import CONFORMANCE as PAPER
 PAPER_SPIKES = [460, 510, 710, 760]
 DT = 1e-3
 
