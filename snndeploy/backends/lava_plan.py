@@ -364,6 +364,8 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
         raise GraphError(f"Output node '{out_node}' has no incoming edge")
     output_from = out_preds[0] if (len(out_preds) == 1 and out_preds[0] in neurons) else out_node
     depth = _depths(in_node, conns)
+    if output_from != out_node:
+        depth[out_node] = depth[output_from]  # the Output records that neuron: same lag
     output_shape = neurons[output_from].shape if output_from in neurons else G.node_shape(graph.nodes[out_node])
     return LavaPlan(in_node, in_shape, neurons, conns, depth, out_node, output_from, output_bias, output_shape)
 
