@@ -61,7 +61,7 @@ def _np_pool(x, k, s, p, avg):
 @pytest.mark.parametrize("stride,pad,dil,groups", [((1, 1), (0, 0), (1, 1), 1), ((2, 1), (1, 2), (1, 2), 2)])
 def test_conv2d(stride, pad, dil, groups):
     rng = np.random.default_rng(1)
-    w, b = rng.normal(size=(4, 4 // groups, 3, 3))  # square: nir infers the output from kh only, rng.normal(size=4)
+    w, b = rng.normal(size=(4, 4 // groups, 3, 3)), rng.normal(size=4)  # square: nir infers the output from kh only
     x = rng.normal(size=(2, 3, 4, 7, 8))
     ref = _np_conv2d(x.reshape(6, 4, 7, 8), w, b, stride, pad, dil, groups)
     node = nir.Conv2d(input_shape=(7, 8), weight=w, stride=stride, padding=pad, dilation=dil, groups=groups, bias=b)
