@@ -1,10 +1,23 @@
-"""Targets as data: ``targets/NAME.toml``, every constant with its source."""
+"""Targets as data: ``targets/NAME.toml``, every constant with its source and an estimate flag.
+
+A target file has ``name``, ``description`` and up to two tables:
+
+- ``[energy]``: ``key = { value = pJ, per = COUNT, source = "...", estimate = bool }``.
+  ``per`` names the operation count it multiplies (one of
+  :data:`snndeploy.synops.COUNT_KEYS`); a constant without ``per`` is listed in reports
+  but not charged (e.g. Loihi's per-hop energy, which needs a placement).
+- ``[resources]``: ``key = { value = number, unit = "...", source = "...", estimate = bool }``,
+  limits for a mapping estimate (Loihi 2 cores).
+
+``estimate = true`` marks a number (or its use here) that is not a published measurement;
+reports print "(estimate)" next to it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Optional
 
 from .errors import InputError
 
@@ -16,6 +29,12 @@ class Constant:
     value: float
     source: str
     estimate: bool
+    per: Optional[str] = None  # the count this energy constant multiplies; None: listed, not charged
+    unit: str = "pJ"
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "unit": self.unit, "per": self.per, "source": self.source,
+                "estimate": self.estimate}
 
 
 @dataclass(frozen=True)
@@ -24,29 +43,69 @@ class Target:
     description: str
     energy: Dict[str, Constant]
     path: str
+    resources: Dict[str, Constant] = field(default_factory=dict)
 
     def pj(self, key: str) -> Constant:
         if key not in self.energy:
             raise InputError(f"target '{self.name}' ({self.path}) has no energy constant '{key}'")
         return self.energy[key]
 
+    def resource(self, key: str) -> Constant:
+        if key not in self.resources:
+            raise InputError(f"target '{self.name}' ({self.path}) has no resource '{key}'")
+        return self.resources[key]
 
-def load_target(name_or_path: str) -> Target:
+    @property
+    def has_energy_model(self) -> bool:
+        return any(c.per for c in self.energy.values())
+
+
+def _toml():
     try:
         import tomllib  # type: ignore[import-not-found]
     except ModuleNotFoundError:
         import tomli as tomllib
+    return tomllib
+
+
+def known_targets() -> List[str]:
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
+
+
+def _constants(path: Path, table: str, raw: dict, unit: str) -> Dict[str, Constant]:
+    from .synops import COUNT_KEYS
+
+    out = {}
+    for key, c in raw.get(table, {}).items():
+        if not isinstance(c, dict) or "value" not in c or "source" not in c:
+            raise InputError(f"{path}: {table}.{key} must be a table with 'value' and 'source'")
+        try:
+            value = float(c["value"])
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: {table}.{key}.value must be a number, got {c['value']!r}") from None
+        if value < 0:
+            raise InputError(f"{path}: {table}.{key}.value must be >= 0, got {value}")
+        per = c.get("per")
+        if per is not None and per not in COUNT_KEYS:
+            raise InputError(f"{path}: {table}.{key}.per is '{per}'; known counts: {', '.join(COUNT_KEYS)}")
+        if not isinstance(c.get("estimate", False), bool):
+            raise InputError(f"{path}: {table}.{key}.estimate must be true or false")
+        out[key] = Constant(value, str(c["source"]), c.get("estimate", False), per, str(c.get("unit", unit)))
+    return out
+
+
+def load_target(name_or_path: str) -> Target:
+    tomllib = _toml()
     path = Path(name_or_path)
     if not path.suffix:
         path = TARGETS_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        known = sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
-        raise InputError(f"target '{name_or_path}' not found (looked for {path}); known targets: {', '.join(known)}")
-    with open(path, "rb") as f:
-        raw = tomllib.load(f)
-    energy = {}
-    for key, c in raw.get("energy", {}).items():
-        if not isinstance(c, dict) or "value" not in c or "source" not in c:
-            raise InputError(f"{path}: energy.{key} must be a table with 'value' and 'source'")
-        energy[key] = Constant(float(c["value"]), str(c["source"]), bool(c.get("estimate", False)))
-    return Target(raw.get("name", path.stem), raw.get("description", ""), energy, str(path))
+        raise InputError(f"target '{name_or_path}' not found (looked for {path}); "
+                         f"known targets: {', '.join(known_targets())}")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"target file {path} is not valid TOML: {exc}") from exc
+    return Target(raw.get("name", path.stem), raw.get("description", ""), _constants(path, "energy", raw, "pJ"),
+                  str(path), _constants(path, "resources", raw, ""))
