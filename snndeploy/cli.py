@@ -1,4 +1,4 @@
-"""Command line: ``snndeploy train | run | compare | demo``.
+"""Command line: ``snndeploy train | run | compare | demo | energy``.
 
 Exit codes: 0 success (compare: passed), 1 compare ran but did not pass,
 2 unusable input (the message names file, node, field, expected vs got),
@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True)
     c.add_argument("--dt", type=float)
     _tolerance_args(c)
+
+    e = sub.add_parser("energy", help="operation counts and energy per inference of one backend's run")
+    e.add_argument("graph")
+    e.add_argument("--input", required=True, help="IN.npz with 'spikes' (batch, time, *input_shape)")
+    e.add_argument("--target", default="loihi", help="headline target: targets/NAME.toml or a path "
+                   "(every target in targets/ is estimated too)")
+    e.add_argument("--backend", default="norse", help="whose records to count (default: norse)")
+    e.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
 
     d = sub.add_parser("demo", help="train (or reuse), export, compare norse vs lava-float on digits")
     d.add_argument("--out", default="out/demo")
@@ -110,12 +118,14 @@ def cmd_run(args) -> int:
 
 
 def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args, extra_files=None) -> int:
-    from .pipeline import compare, write_files_atomically
+    from .pipeline import compare_runs, write_files_atomically
     from .report import render_markdown
+    from .report_html import render_html
 
-    rep = compare(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target)
+    rep, results = compare_runs(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target)
     md = render_markdown(rep)
-    files = {"report.json": (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode(), "report.md": md.encode()}
+    files = {"report.json": (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode(), "report.md": md.encode(),
+             "report.html": render_html(rep, results, graph).encode()}
     files.update(extra_files or {})
     written = write_files_atomically(args.out, files)
     print(md)
@@ -174,7 +184,31 @@ def cmd_demo(args) -> int:
     return _compare_and_write(graph, str(graph_path), ["norse", "lava-float"], spikes, labels, dt, desc, args)
 
 
-COMMANDS = {"train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": cmd_demo}
+def cmd_energy(args) -> int:
+    from . import graph as G
+    from .backends import get_backend
+    from .pipeline import energy_report, load_input_npz, run_backends
+    from .report import render_energy_markdown
+    from .synops import count_ops
+    from .targets import load_target
+
+    graph = G.load_graph(args.graph)
+    dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
+    load_target(args.target)  # a bad target fails before anything runs
+    get_backend(args.backend)
+    spikes, _ = load_input_npz(args.input)
+    x = G.check_input(graph, spikes, where=f"input '{args.input}'")
+    result = run_backends(graph, [args.backend], x, dt)[args.backend]
+    er = energy_report(graph, count_ops(graph, result.outputs), args.target)
+    head = er["estimates"][er["headline"]]
+    print(f"# Energy estimate: {args.graph}, {x.shape[0]} samples x {x.shape[1]} steps, records of `{args.backend}`")
+    print(f"\n{head['target']}: {head['energy_nj_per_sample']:.3f} nJ per inference"
+          + (" (uses estimated constants)" if head["estimate"] else ""))
+    print("\n".join(render_energy_markdown({args.backend: er}, args.backend, er["mapping"])))
+    return EXIT_OK
+
+
+COMMANDS = {"train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": cmd_demo, "energy": cmd_energy}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

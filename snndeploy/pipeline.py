@@ -19,10 +19,11 @@ import numpy as np
 from . import graph as G
 from .errors import InputError
 from .harness import Tolerances, accuracy, compare_pair
-from .synops import count_ops, energy_summary
-from .targets import load_target
+from .synops import count_ops, counts_equal, energy_summary, mapping_estimate, ops_summary
+from .targets import known_targets, load_target
 
 DEFAULT_TARGET = "loihi"
+MAPPING_TARGET = "loihi2"
 
 
 def load_input_npz(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -95,14 +96,38 @@ def run_backends(graph, names: Sequence[str], spikes: np.ndarray, dt: float, sho
     return results
 
 
+def energy_report(graph, counts, target: str = DEFAULT_TARGET) -> dict:
+    """Operation counts, energy on every target in targets/ (and ``target``), and the Loihi 2 core estimate."""
+    headline = load_target(target)
+    if not headline.has_energy_model:
+        raise InputError(f"target '{target}' ({headline.path}) has no energy constants with 'per'; "
+                         "energy targets: " + ", ".join(t for t in known_targets() if load_target(t).has_energy_model))
+    targets = {headline.name: headline}
+    for t in known_targets():
+        tgt = load_target(t)
+        if tgt.has_energy_model and tgt.name not in targets:
+            targets[tgt.name] = tgt
+    return {"headline": headline.name, "ops": ops_summary(counts),
+            "estimates": {n: energy_summary(counts, t) for n, t in targets.items()},
+            "mapping": mapping_estimate(graph, load_target(MAPPING_TARGET))}
+
+
 def compare(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, labels: Optional[np.ndarray],
             dt: float, input_desc: str, tol: Tolerances = Tolerances(), target: str = DEFAULT_TARGET,
             show_progress: bool = True) -> dict:
+    """The comparison report (see :func:`compare_runs` for the RunResults too)."""
+    return compare_runs(graph, graph_path, names, spikes, labels, dt, input_desc, tol, target, show_progress)[0]
+
+
+def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, labels: Optional[np.ndarray],
+                 dt: float, input_desc: str, tol: Tolerances = Tolerances(), target: str = DEFAULT_TARGET,
+                 show_progress: bool = True):
+    """Run every backend on the same input and compare them: (report dict, {backend: RunResult})."""
     if len(names) < 2:
         raise InputError(f"--backends needs at least two names separated by commas, got {','.join(names)}")
     if len(set(names)) != len(names):
         raise InputError(f"--backends lists a backend twice: {','.join(names)}")
-    tgt = load_target(target)
+    load_target(target)  # a bad target fails before anything runs
     x = G.check_input(graph, spikes, where=input_desc)
     _, out_node = G.io_nodes(graph)
     results = run_backends(graph, names, x, dt, show_progress)
@@ -110,20 +135,30 @@ def compare(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, la
               "steps": int(x.shape[1]), "reference": names[0], "backends": {}, "pairs": [],
               "tolerances": {"min_spike_agreement": tol.min_spike_agreement,
                              "min_prediction_agreement": tol.min_prediction_agreement}}
+    counts = {}
     for name, r in results.items():
-        energy = energy_summary(count_ops(graph, r.outputs), tgt)
+        counts[name] = count_ops(graph, r.outputs)
+        er = energy_report(graph, counts[name], target)
+        energy = er["estimates"][er["headline"]]
         report["backends"][name] = {
             "accuracy": accuracy(r.outputs[out_node], labels), "samples": int(x.shape[0]),
             "synops_per_sample": energy["synops_per_sample"],
             "neuron_updates_per_sample": energy["neuron_updates_per_sample"],
             "energy_nj_per_sample": energy["energy_nj_per_sample"], "energy": energy,
+            "ops": er["ops"], "estimates": er["estimates"],
             "info": {k: v for k, v in r.info.items() if _jsonable(v)},
         }
+        if name == names[0]:
+            report["energy"] = {"headline": er["headline"], "from_backend": name, "mapping": er["mapping"]}
     for other in names[1:]:
-        report["pairs"].append(compare_pair(graph, names[0], results[names[0]].outputs, other,
-                                            results[other].outputs, out_node, tol))
+        pair = compare_pair(graph, names[0], results[names[0]].outputs, other, results[other].outputs, out_node, tol)
+        pair["spikes_equal"] = all(v["mismatches"] == 0 for v in pair["nodes"].values())
+        pair["counts_equal"] = counts_equal(counts[names[0]], counts[other])
+        pair["counts_how"] = ("per-sample operation counts of every node exactly equal; backends whose input and "
+                              "spike records are equal must give equal counts")
+        report["pairs"].append(pair)
     report["passed"] = all(p["passed"] for p in report["pairs"])
-    return report
+    return report, results
 
 
 def _jsonable(v) -> bool:

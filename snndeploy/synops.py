@@ -139,7 +139,7 @@ def count_ops(graph, outputs: Dict[str, np.ndarray]) -> Dict[str, Dict[str, obje
             if n == in_node or isinstance(params.get(n), NeuronParams):
                 if n not in outputs:
                     raise InputError(f"no record of '{n}' to count synaptic operations from "
-                                     f"(it feeds {', '.join(w for w in weighted if n in needed[w])})")
+                                     f"(it feeds {', '.join(sorted(needed[n]))})")
                 env[n] = np.asarray(outputs[n][s:e], dtype=np.float64).reshape(e - s, T, -1)
                 continue
             x = sum(env[q] for q in pred[n])
