@@ -187,14 +187,13 @@ def cmd_demo(args) -> int:
 def cmd_energy(args) -> int:
     from . import graph as G
     from .backends import get_backend
-    from .pipeline import energy_report, load_input_npz, run_backends
+    from .pipeline import energy_report, energy_target, load_input_npz, run_backends
     from .report import render_energy_markdown
     from .synops import count_ops
-    from .targets import load_target
 
     graph = G.load_graph(args.graph)
     dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
-    load_target(args.target)  # a bad target fails before anything runs
+    energy_target(args.target)  # a bad target fails before anything runs
     get_backend(args.backend)
     spikes, _ = load_input_npz(args.input)
     x = G.check_input(graph, spikes, where=f"input '{args.input}'")

@@ -96,12 +96,18 @@ def run_backends(graph, names: Sequence[str], spikes: np.ndarray, dt: float, sho
     return results
 
 
+def energy_target(target: str):
+    """Load a target that can estimate energy (has constants with ``per``), or fail naming the ones that can."""
+    tgt = load_target(target)
+    if not tgt.has_energy_model:
+        raise InputError(f"target '{target}' ({tgt.path}) has no energy constants with 'per'; "
+                         "energy targets: " + ", ".join(t for t in known_targets() if load_target(t).has_energy_model))
+    return tgt
+
+
 def energy_report(graph, counts, target: str = DEFAULT_TARGET) -> dict:
     """Operation counts, energy on every target in targets/ (and ``target``), and the Loihi 2 core estimate."""
-    headline = load_target(target)
-    if not headline.has_energy_model:
-        raise InputError(f"target '{target}' ({headline.path}) has no energy constants with 'per'; "
-                         "energy targets: " + ", ".join(t for t in known_targets() if load_target(t).has_energy_model))
+    headline = energy_target(target)
     targets = {headline.name: headline}
     for t in known_targets():
         tgt = load_target(t)
@@ -127,7 +133,7 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
         raise InputError(f"--backends needs at least two names separated by commas, got {','.join(names)}")
     if len(set(names)) != len(names):
         raise InputError(f"--backends lists a backend twice: {','.join(names)}")
-    load_target(target)  # a bad target fails before anything runs
+    energy_target(target)  # a bad target fails before anything runs
     x = G.check_input(graph, spikes, where=input_desc)
     _, out_node = G.io_nodes(graph)
     results = run_backends(graph, names, x, dt, show_progress)
