@@ -53,14 +53,15 @@ def _exporters() -> Dict[type, Callable]:
     return {nn.Linear: export_linear, LIFBoxCell: export_lif_box}
 
 
-def to_nir(model: nn.Module, n_in: int, dt: float, config: dict | None = None):
+def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
     """Export a model with an ordered ``layers`` ModuleDict (see networks.py) to a NIRGraph."""
     import nir
 
     exporters = _exporters()
-    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])})}
+    in_shape = (int(in_shape),) if np.isscalar(in_shape) else tuple(int(d) for d in in_shape)
+    nodes = {"input": nir.Input(input_type={"input": np.array(in_shape)})}
     edges = []
-    prev, width = "input", n_in
+    prev, width = "input", int(np.prod(in_shape))
     for name, m in model.layers.items():
         fn = exporters.get(type(m))
         if fn is None:

@@ -3,6 +3,13 @@
 Models are thin ``nn.Module``s holding an ordered ``layers`` dict whose names
 become the NIR node names on export. Architectures are chosen by name from
 the model configs in ``models/*.toml`` via :data:`ARCHITECTURES`.
+
+Forward passes run *layer by layer over time*: a Linear/Conv layer is applied
+to all T steps at once (one large matmul instead of T small ones), then the
+neuron layer iterates over time. This is the same arithmetic as stepping the
+whole network per time step (layers without state are instantaneous), and it
+is what makes GPU training fast. Neuron state is kept in float32 even under
+mixed precision (bf16 autocast covers only the matmuls/convolutions).
 """
 
 from __future__ import annotations
@@ -12,59 +19,127 @@ from typing import Callable, Dict, Sequence
 import torch
 from torch import nn
 
+#: surrogate names handled by Norse's ``threshold`` function
+NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
 
-class SpikingMLP(nn.Module):
+
+class SigmoidSurrogate(torch.autograd.Function):
+    """Heaviside forward, derivative of ``sigmoid(alpha * x)`` backward (not in Norse 1.1.0)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha: float):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(ctx.alpha * x)
+        return grad * ctx.alpha * s * (1 - s), None
+
+
+def spike_fn(x: torch.Tensor, method: str, alpha: float) -> torch.Tensor:
+    """``x > 0`` forward (strict, as Norse's Heaviside and Lava's ``v > vth``); surrogate backward."""
+    if method == "sigmoid":
+        return SigmoidSurrogate.apply(x, alpha)
+    from norse.torch.functional.threshold import threshold
+
+    return threshold(x, method, torch.as_tensor(alpha))
+
+
+def lif_box_over_time(i_seq: torch.Tensor, cell, method: str, alpha: float) -> torch.Tensor:
+    """Run a Norse ``LIFBoxCell``'s equations over (T, B, ...) input currents; returns spikes.
+
+    Per step (Norse ``lif_box_feed_forward_step``): ``v <- v + dt*tau_inv*((v_leak - v) + i)``,
+    ``z = v > v_th``, ``v <- v_reset`` where ``z``; initial ``v = v_leak``.
+    """
+    p, dt = cell.p, cell.dt
+    if i_seq.dtype in (torch.float16, torch.bfloat16):  # neuron state stays float32 under autocast
+        i_seq = i_seq.float()
+    v = torch.zeros_like(i_seq[0]) + p.v_leak
+    out = []
+    for i in i_seq:
+        v = v + dt * p.tau_mem_inv * ((p.v_leak - v) + i)
+        z = spike_fn(v - p.v_th, method, alpha)
+        v = v - z * (v - p.v_reset)
+        out.append(z)
+    return torch.stack(out)
+
+
+class SpikingNet(nn.Module):
+    """An ordered stack of stateless layers (Linear, Conv2d, AvgPool2d, Flatten) and LIF cells."""
+
+    def __init__(self, layers: Dict[str, nn.Module], surrogate: str, alpha: float, dt: float):
+        super().__init__()
+        if surrogate not in NORSE_SURROGATES + ("sigmoid",):
+            raise ValueError(f"surrogate '{surrogate}' unknown; available: {', '.join(NORSE_SURROGATES + ('sigmoid',))}")
+        self.layers = nn.ModuleDict(layers)
+        self.surrogate, self.alpha, self.dt = surrogate, float(alpha), float(dt)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes (T, B, *in) -> output spikes (T, B, classes)."""
+        from norse.torch import LIFBoxCell
+
+        T, B = x.shape[:2]
+        h = x
+        for m in self.layers.values():
+            if isinstance(m, LIFBoxCell):
+                h = lif_box_over_time(h, m, self.surrogate, self.alpha)
+            else:  # stateless: all steps at once
+                y = m(h.reshape((T * B,) + tuple(h.shape[2:])))
+                h = y.reshape((T, B) + tuple(y.shape[1:]))
+        return h
+
+
+def _lif(tau_mem: float, v_th: float, dt: float, alpha: float):
+    from norse.torch import LIFBoxCell, LIFBoxParameters
+
+    p = LIFBoxParameters(tau_mem_inv=torch.as_tensor(1.0 / tau_mem), v_th=torch.as_tensor(v_th),
+                         alpha=torch.as_tensor(alpha))
+    return LIFBoxCell(p, dt=dt)
+
+
+def _init(m: nn.Module, gain: float) -> None:
+    """Kaiming-uniform (fan-in, linear), scaled by ``gain``; zero biases."""
+    nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
+    with torch.no_grad():
+        m.weight.mul_(gain)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
+class SpikingMLP(SpikingNet):
     """``Linear -> LIF -> ... -> Linear -> LIF``; the output layer's spikes are counted.
 
-    Neurons are Norse ``LIFBoxCell`` (no synaptic current): per step
-    ``v <- v + dt/tau * ((v_leak - v) + I)``, spike when ``v > v_th``, reset to ``v_reset``.
-    ``forward`` takes spikes (time, batch, features) and returns output spikes (time, batch, classes).
+    Neurons are Norse ``LIFBoxCell`` (no synaptic current). ``forward`` takes spikes
+    (time, batch, features) and returns output spikes (time, batch, classes).
     """
 
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, tau_mem: float = 1e-2,
                  v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
-                 init_gain: float = 1.0):
-        super().__init__()
-        from norse.torch import LIFBoxCell, LIFBoxParameters
-
-        self.dt = float(dt)
+                 init_gain: float = 1.0, surrogate: str = "super"):
         sizes = [n_in, *hidden, n_out]
         layers: Dict[str, nn.Module] = {}
         for i in range(len(sizes) - 1):
             layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
-            p = LIFBoxParameters(tau_mem_inv=torch.as_tensor(1.0 / tau_mem), v_th=torch.as_tensor(v_th),
-                                 alpha=torch.as_tensor(surrogate_alpha))
-            layers[f"lif{i + 1}"] = LIFBoxCell(p, dt=dt)
-        self.layers = nn.ModuleDict(layers)
-        for name, m in self.layers.items():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
-                with torch.no_grad():
-                    m.weight.mul_(init_gain)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states: Dict[str, object] = {}
-        outs = []
-        for t in range(x.shape[0]):
-            h = x[t]
-            for name, m in self.layers.items():
-                if isinstance(m, nn.Linear):
-                    h = m(h)
-                else:
-                    h, states[name] = m(h, states.get(name))
-            outs.append(h)
-        return torch.stack(outs)
+            _init(layers[f"fc{i + 1}"], init_gain)
+            layers[f"lif{i + 1}"] = _lif(tau_mem, v_th, dt, surrogate_alpha)
+        super().__init__(layers, surrogate, surrogate_alpha, dt)
+        self.input_shape = (n_in,)
 
 
-def build_mlp(cfg: dict, n_in: int, n_out: int) -> nn.Module:
+def build_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
+    n_in = 1
+    for d in in_shape:
+        n_in *= int(d)
     return SpikingMLP(n_in, m["hidden"], n_out, tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0),
                       dt=cfg["dt"], surrogate_alpha=m.get("surrogate_alpha", 100.0),
-                      init_gain=m.get("init_gain", 1.0))
+                      init_gain=m.get("init_gain", 1.0), surrogate=m.get("surrogate", "super"))
 
 
-#: architecture name (``model.arch`` in a config) -> builder(cfg, n_in, n_out)
-ARCHITECTURES: Dict[str, Callable[[dict, int, int], nn.Module]] = {
+#: architecture name (``model.arch`` in a config) -> builder(cfg, input_shape, n_classes)
+ARCHITECTURES: Dict[str, Callable[[dict, Sequence[int], int], nn.Module]] = {
     "mlp": build_mlp,
 }

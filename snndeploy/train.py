@@ -52,6 +52,14 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _save_checkpoint(path: Path, obj) -> None:
+    import torch
+
+    tmp = path.with_name(f".tmp-{path.name}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def write_json(path: Path, obj) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -65,13 +73,36 @@ def _poisson_torch(x, steps: int, max_prob: float, gen):
     return (torch.rand((steps,) + tuple(p.shape), generator=gen, device=p.device) < p).to(x.dtype)
 
 
-def evaluate(model, x_enc: np.ndarray, y: np.ndarray, device: str, batch: int = 256) -> float:
+def encode_batch(x, enc: dict, gen):
+    """Training-time encoding of a device batch (B, *shape) -> (T, B, *shape)."""
+    import torch
+
+    if enc["kind"] == "poisson":  # drawn on the device; same distribution as encoding.poisson
+        return _poisson_torch(x, enc["steps"], enc.get("max_prob", 1.0), gen)
+    if enc["kind"] == "direct":  # deterministic: x (times scale) every step, without a host round trip
+        return (x * enc.get("scale", 1.0)).unsqueeze(0).expand((enc["steps"],) + tuple(x.shape)).contiguous()
+    seed_b = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=x.device))
+    return torch.as_tensor(encode(x.cpu().numpy(), {**enc, "seed": seed_b}), device=x.device).transpose(0, 1)
+
+
+def autocast(device: str, amp: bool):
+    """bf16 autocast on CUDA for matmuls/convs when ``amp``; a no-op context otherwise."""
+    import contextlib
+
+    import torch
+
+    if amp and device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def evaluate(model, x_enc: np.ndarray, y: np.ndarray, device: str, batch: int = 256, amp: bool = False) -> float:
     """Accuracy of spike-count readout on pre-encoded inputs (n, T, *shape)."""
     import torch
 
     correct = 0
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, amp):
         for i in range(0, len(x_enc), batch):
             xb = torch.as_tensor(x_enc[i:i + batch], device=device).transpose(0, 1)
             pred = model(xb).sum(0).argmax(1).cpu().numpy()
@@ -79,8 +110,42 @@ def evaluate(model, x_enc: np.ndarray, y: np.ndarray, device: str, batch: int = 
     return correct / len(x_enc)
 
 
+def train_epoch(step, x, y, enc: dict, batch_size: int, gen) -> Tuple[float, float]:
+    """One pass over (x, y) on the device in seeded random order; returns (mean loss, accuracy)."""
+    import torch
+
+    perm = torch.randperm(len(x), generator=gen, device=x.device)
+    tot_loss = torch.zeros((), device=x.device)
+    tot_ok = torch.zeros((), device=x.device, dtype=torch.long)
+    for i in range(0, len(x), batch_size):
+        idx = perm[i:i + batch_size]
+        loss, ok = step(encode_batch(x[idx], enc, gen), y[idx])
+        tot_loss += loss * len(idx)
+        tot_ok += ok
+    return float(tot_loss) / len(x), int(tot_ok) / len(x)  # one host sync per epoch
+
+
+def make_step(model, opt, device: str, amp: bool, compile_model: bool):
+    """The training step: forward (optionally compiled, bf16 autocast), CE on spike counts, Adam."""
+    import torch
+
+    fwd = torch.compile(model) if compile_model else model
+
+    def step(spikes, labels):
+        with autocast(device, amp):
+            counts = fwd(spikes).sum(0).float()
+        loss = torch.nn.functional.cross_entropy(counts, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach(), (counts.argmax(1) == labels).sum()
+
+    return step
+
+
 def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None, seed: Optional[int] = None,
-          data_dir: Optional[str] = None, quiet: bool = False) -> Tuple[Dict, Dict[str, Path]]:
+          data_dir: Optional[str] = None, quiet: bool = False, resume: bool = False) -> Tuple[Dict, Dict[str, Path]]:
+    """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export."""
     import torch
     from tqdm import tqdm
 
@@ -102,56 +167,55 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, enc = cfg["train"], cfg["encoding"]
+    amp = bool(tcfg.get("amp", True)) and dev == "cuda"
     torch.manual_seed(tcfg["seed"])
-    n_in = int(np.prod(ds.shape))
-    model = ARCHITECTURES[arch](cfg, n_in, ds.n_classes).to(dev)
+    model = ARCHITECTURES[arch](cfg, ds.shape, ds.n_classes).to(dev)
+    in_shape = tuple(model.input_shape)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg["lr"])
-    xtr = torch.as_tensor(ds.x_train.reshape(len(ds.x_train), -1), device=dev)
-    ytr = torch.as_tensor(ds.y_train, device=dev)
     gen = torch.Generator(device=dev).manual_seed(tcfg["seed"])
-    x_test_enc = encode(ds.x_test.reshape(len(ds.x_test), -1), enc)
+    history, first_epoch = [], 0
+    ckpt_path = out_dir / "checkpoint.pt"
+    resume_hash = config_hash({**cfg, "train": {**tcfg, "epochs": None}})  # more epochs may be asked for
+    if resume and ckpt_path.is_file():
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if saved.get("resume_hash") != resume_hash:
+            raise InputError(f"cannot resume from {ckpt_path}: it was trained with another config")
+        model.load_state_dict(saved["state_dict"])
+        opt.load_state_dict(saved["optimizer"])
+        gen.set_state(saved["generator"])
+        history, first_epoch = saved["history"], saved["epoch"]
+    # the whole training set stays on the device (Fashion-MNIST: 188 MB as float32)
+    xtr = torch.as_tensor(ds.x_train.reshape((len(ds.x_train),) + in_shape), device=dev)
+    ytr = torch.as_tensor(ds.y_train, device=dev)
+    x_test_enc = encode(ds.x_test.reshape((len(ds.x_test),) + in_shape), enc)
+    step = make_step(model, opt, dev, amp, bool(tcfg.get("compile", False)))
     start = time.perf_counter()
-    bar = tqdm(range(tcfg["epochs"]), desc=f"train {cfg['name']} on {dev}", disable=quiet, file=sys.stderr,
-               mininterval=0.5 if sys.stderr.isatty() else 10.0)
-    history = []
+    bar = tqdm(range(first_epoch, tcfg["epochs"]), desc=f"train {cfg['name']} on {dev}", disable=quiet,
+               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 10.0)
     for epoch in bar:
         model.train()
-        perm = torch.randperm(len(xtr), generator=gen, device=dev)
-        tot_loss, tot_ok = 0.0, 0
-        for i in range(0, len(xtr), tcfg["batch_size"]):
-            idx = perm[i:i + tcfg["batch_size"]]
-            if enc["kind"] == "poisson":  # drawn on the device; same distribution as encoding.poisson
-                spikes = _poisson_torch(xtr[idx], enc["steps"], enc.get("max_prob", 1.0), gen)
-            else:
-                seed_b = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=dev))
-                spikes = torch.as_tensor(encode(xtr[idx].cpu().numpy(), {**enc, "seed": seed_b}),
-                                         device=dev).transpose(0, 1)
-            counts = model(spikes).sum(0)
-            loss = torch.nn.functional.cross_entropy(counts, ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot_loss += float(loss.detach()) * len(idx)
-            tot_ok += int((counts.argmax(1) == ytr[idx]).sum())
-        history.append({"epoch": epoch + 1, "loss": tot_loss / len(xtr), "train_accuracy": tot_ok / len(xtr)})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_accuracy']:.3f}")
+        loss, acc = train_epoch(step, xtr, ytr, enc, tcfg["batch_size"], gen)
+        history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc})
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+        _save_checkpoint(ckpt_path, {"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                                     "generator": gen.get_state(), "epoch": epoch + 1, "history": history,
+                                     "config": cfg, "config_hash": config_hash(cfg), "resume_hash": resume_hash})
     wall = time.perf_counter() - start
-    test_acc = evaluate(model, x_test_enc, ds.y_test, dev)
+    trained_epochs = tcfg["epochs"] - first_epoch
+    test_acc = evaluate(model, x_test_enc, ds.y_test, dev, amp=False)
     graph_cfg = {"model": cfg["name"], "dataset": cfg["dataset"], "encoding": enc,
                  "readout": cfg.get("readout", {"kind": "spike_count"}), "config_hash": config_hash(cfg)}
-    graph = to_nir(model.cpu(), n_in, cfg["dt"], graph_cfg)
+    graph = to_nir(model.cpu(), in_shape, cfg["dt"], graph_cfg)
     metrics = {"model": cfg["name"], "dataset": cfg["dataset"], "device": dev, "epochs": tcfg["epochs"],
                "test_accuracy": test_acc, "test_samples": int(len(ds.y_test)),
-               "train_accuracy_last_epoch": history[-1]["train_accuracy"], "train_wall_s": wall,
-               "train_samples_per_s": tcfg["epochs"] * len(xtr) / wall, "history": history,
-               "config_hash": config_hash(cfg), "torch": torch.__version__,
-               "how": "test accuracy: argmax of output spike counts of the trained float32 Norse model on the "
+               "train_accuracy_last_epoch": history[-1]["train_accuracy"] if history else None,
+               "train_wall_s": wall, "amp_bf16": amp, "compiled": bool(tcfg.get("compile", False)),
+               "train_samples_per_s": trained_epochs * len(xtr) / wall if trained_epochs else None,
+               "history": history, "config_hash": config_hash(cfg), "torch": torch.__version__,
+               "how": "test accuracy: argmax of output spike counts of the trained Norse model (float32) on the "
                       "test split, encoded with the stored seeded encoding"}
     artifacts = {"checkpoint": out_dir / "checkpoint.pt", "metrics": out_dir / "metrics.json",
                  "graph": out_dir / "model.nir"}
-    tmp = out_dir / ".tmp-checkpoint.pt"
-    torch.save({"state_dict": model.state_dict(), "config": cfg, "config_hash": config_hash(cfg)}, tmp)
-    os.replace(tmp, artifacts["checkpoint"])
     save_graph(graph, artifacts["graph"])
     write_json(artifacts["metrics"], metrics)
     return metrics, artifacts

@@ -19,6 +19,7 @@ def model():
     m = SpikingMLP(12, [9], 4, tau_mem=2e-2, v_th=0.3, dt=DT, init_gain=6.0)
     with torch.no_grad():
         m.layers["fc1"].bias.uniform_(-0.1, 0.3)  # a non-zero bias must survive export
+        m.layers["fc2"].weight.abs_()  # excitatory read-out, so that the output layer spikes
     return m
 
 
