@@ -106,6 +106,7 @@ def plot_raster(rep: dict, results: dict, layers: List[str], sample: int) -> str
                 ax.scatter(tm, im, s=30, c="red", marker="x", label=f"{other} differs ({len(tm)})")
         ax.set_ylabel(f"{n}\nneuron")
         ax.set_xlim(-0.5, a.shape[0] - 0.5)
+        ax.set_ylim(-0.5, a.shape[1] - 0.5)
         ax.legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel(f"step (sample {sample})")
     fig.suptitle(f"spike raster per layer, sample {sample}; red x: mismatch with {rep['reference']}")
