@@ -31,6 +31,11 @@ data:
 	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || echo "note: could not install dataset-fashion-mnist"; \
 	  else echo "note: dataset-fashion-mnist not installed (needs root: apt-get install dataset-fashion-mnist)"; fi; \
 	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) || echo "note: could not install chromium (report screenshot test will skip)"; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get install -y -qq chromium >/dev/null 2>&1 || echo "note: could not install chromium"; \
+	  else echo "note: chromium not installed (needs root: apt-get install chromium); the report screenshot test will skip"; fi; \
+	fi
 
 demo: setup
 	$(VENV)/bin/snndeploy demo --out $(DEMO_OUT)

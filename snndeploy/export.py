@@ -24,7 +24,7 @@ def _np(t, shape=None) -> np.ndarray:
     return np.broadcast_to(a, shape).copy() if shape is not None else a.copy()
 
 
-def export_linear(name: str, m: nn.Linear, dt: float, n: int):
+def export_linear(name: str, m: nn.Linear, dt: float, shape):
     import nir
 
     w = _np(m.weight)
@@ -33,7 +33,42 @@ def export_linear(name: str, m: nn.Linear, dt: float, n: int):
     return nir.Affine(weight=w, bias=_np(m.bias))
 
 
-def export_lif_box(name: str, m, dt: float, n: int):
+def export_conv2d(name: str, m: nn.Conv2d, dt: float, shape):
+    import nir
+
+    if m.padding_mode != "zeros":
+        raise GraphError(f"module '{name}': Conv2d padding_mode '{m.padding_mode}' has no NIR equivalent (zeros only)")
+    bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, np.float32)
+    padding = m.padding if isinstance(m.padding, str) else tuple(int(p) for p in m.padding)
+    return nir.Conv2d(input_shape=tuple(int(d) for d in shape[1:]), weight=_np(m.weight),
+                      stride=tuple(int(v) for v in m.stride), padding=padding,
+                      dilation=tuple(int(v) for v in m.dilation), groups=int(m.groups), bias=bias)
+
+
+def _pair(v) -> np.ndarray:
+    return np.array([v, v] if np.isscalar(v) else list(v), dtype=np.int64)
+
+
+def export_avgpool2d(name: str, m: nn.AvgPool2d, dt: float, shape):
+    import nir
+
+    if m.ceil_mode or (not m.count_include_pad and np.any(_pair(m.padding))) or m.divisor_override:
+        raise GraphError(f"module '{name}': AvgPool2d with ceil_mode/count_include_pad=False/divisor_override "
+                         "has no NIR equivalent")
+    return nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
+                         padding=_pair(m.padding))
+
+
+def export_flatten(name: str, m: nn.Flatten, dt: float, shape):
+    """NIR Flatten dims count without the batch axis (docs/conventions.md); torch's do count it."""
+    import nir
+
+    if m.start_dim != 1 or m.end_dim != -1:
+        raise GraphError(f"module '{name}': only Flatten(start_dim=1, end_dim=-1) is exported")
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+
+
+def export_lif_box(name: str, m, dt: float, shape):
     """Norse LIFBoxCell: tau = 1/tau_mem_inv seconds (not multiplied by dt), r = 1."""
     import nir
 
@@ -42,7 +77,6 @@ def export_lif_box(name: str, m, dt: float, n: int):
         raise GraphError(f"module '{name}': reset method {p.reset_method.__name__} has no NIR LIF equivalent")
     if abs(float(m.dt) - dt) > 1e-12:
         raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
-    shape = (n,)
     return nir.LIF(tau=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32),
                    v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape))
 
@@ -50,31 +84,49 @@ def export_lif_box(name: str, m, dt: float, n: int):
 def _exporters() -> Dict[type, Callable]:
     from norse.torch import LIFBoxCell
 
-    return {nn.Linear: export_linear, LIFBoxCell: export_lif_box}
+    return {nn.Linear: export_linear, nn.Conv2d: export_conv2d, nn.AvgPool2d: export_avgpool2d,
+            nn.Flatten: export_flatten, LIFBoxCell: export_lif_box}
+
+
+def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    from norse.torch import LIFBoxCell
+
+    if isinstance(m, LIFBoxCell):
+        return shape
+    try:
+        with torch.no_grad():
+            y = m(torch.zeros((1,) + shape, dtype=next(m.parameters(), torch.zeros(1)).dtype))
+    except RuntimeError as exc:
+        raise GraphError(f"module '{name}' ({type(m).__name__}) does not accept input of shape {shape}: {exc}") from None
+    return tuple(int(d) for d in y.shape[1:])
 
 
 def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
-    """Export a model with an ordered ``layers`` ModuleDict (see networks.py) to a NIRGraph."""
+    """Export a model with an ordered ``layers`` ModuleDict (see networks.py) to a NIRGraph.
+
+    Every node gets explicit input/output types (nir 1.0.8 infers Conv2d shapes from the
+    kernel height only), and neuron parameters are full per-neuron arrays of the node's shape.
+    """
     import nir
 
     exporters = _exporters()
-    in_shape = (int(in_shape),) if np.isscalar(in_shape) else tuple(int(d) for d in in_shape)
-    nodes = {"input": nir.Input(input_type={"input": np.array(in_shape)})}
+    shape = (int(in_shape),) if np.isscalar(in_shape) else tuple(int(d) for d in in_shape)
+    nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges = []
-    prev, width = "input", int(np.prod(in_shape))
+    prev = "input"
     for name, m in model.layers.items():
         fn = exporters.get(type(m))
         if fn is None:
             raise GraphError(f"module '{name}' of type {type(m).__name__} has no NIR exporter; "
                              f"supported: {', '.join(t.__name__ for t in exporters)}")
-        if isinstance(m, nn.Linear):
-            if m.in_features != width:
-                raise GraphError(f"module '{name}' expects {m.in_features} inputs, previous layer gives {width}")
-            width = m.out_features
-        nodes[name] = fn(name, m, dt, width)
+        out = _out_shape(name, m, shape)
+        node = fn(name, m, dt, shape)
+        node.input_type = {"input": np.array(shape)}
+        node.output_type = {"output": np.array(out)}
+        nodes[name] = node
         edges.append((prev, name))
-        prev = name
-    nodes["output"] = nir.Output(output_type={"output": np.array([width])})
+        prev, shape = name, out
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.append((prev, "output"))
     metadata = {META_DT: float(dt)}
     if config is not None:

@@ -14,7 +14,7 @@ mixed precision (bf16 autocast covers only the matmuls/convolutions).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import nn
@@ -100,6 +100,16 @@ def _lif(tau_mem: float, v_th: float, dt: float, alpha: float):
     return LIFBoxCell(p, dt=dt)
 
 
+def _gains(init_gain, n: int) -> List[float]:
+    """``init_gain``: one number for every layer, or a list with one per weighted layer."""
+    if isinstance(init_gain, (int, float)):
+        return [float(init_gain)] * n
+    gains = [float(g) for g in init_gain]
+    if len(gains) != n:
+        raise ValueError(f"init_gain lists {len(gains)} gains for {n} weighted layers")
+    return gains
+
+
 def _init(m: nn.Module, gain: float) -> None:
     """Kaiming-uniform (fan-in, linear), scaled by ``gain``; zero biases."""
     nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
@@ -120,10 +130,11 @@ class SpikingMLP(SpikingNet):
                  v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
                  init_gain: float = 1.0, surrogate: str = "super"):
         sizes = [n_in, *hidden, n_out]
+        gains = _gains(init_gain, len(sizes) - 1)
         layers: Dict[str, nn.Module] = {}
         for i in range(len(sizes) - 1):
             layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
-            _init(layers[f"fc{i + 1}"], init_gain)
+            _init(layers[f"fc{i + 1}"], gains[i])
             layers[f"lif{i + 1}"] = _lif(tau_mem, v_th, dt, surrogate_alpha)
         super().__init__(layers, surrogate, surrogate_alpha, dt)
         self.input_shape = (n_in,)
@@ -139,7 +150,45 @@ def build_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
                       init_gain=m.get("init_gain", 1.0), surrogate=m.get("surrogate", "super"))
 
 
+class SpikingConvNet(SpikingNet):
+    """A small convolutional SNN for 1x28x28 images (Fashion-MNIST)::
+
+        conv1 (C1, k5, pad 2) -> lif1 -> pool1 (avg 2) -> conv2 (C2, k3, stride 2, pad 1) -> lif2
+        -> flat -> fc3 (hidden) -> lif3 -> fc4 (classes) -> lif4
+    """
+
+    def __init__(self, in_shape: Sequence[int], n_out: int, *, channels=(16, 32), hidden: int = 128,
+                 tau_mem: float = 1e-2, v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
+                 init_gain: float = 1.0, surrogate: str = "super"):
+        c_in, h, w = (int(d) for d in in_shape)
+        c1, c2 = channels
+        lif = lambda: _lif(tau_mem, v_th, dt, surrogate_alpha)  # noqa: E731
+        layers: Dict[str, nn.Module] = {
+            "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "lif1": lif(), "pool1": nn.AvgPool2d(2),
+            "conv2": nn.Conv2d(c1, c2, 3, stride=2, padding=1), "lif2": lif(), "flat": nn.Flatten(),
+            "fc3": nn.Linear(c2 * ((h // 2 + 1) // 2) * ((w // 2 + 1) // 2), hidden), "lif3": lif(),
+            "fc4": nn.Linear(hidden, n_out), "lif4": lif(),
+        }
+        weighted = [m for m in layers.values() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        for m, g in zip(weighted, _gains(init_gain, len(weighted))):
+            _init(m, g)
+        super().__init__(layers, surrogate, surrogate_alpha, dt)
+        self.input_shape = (c_in, h, w)
+
+
+def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
+    m = cfg["model"]
+    shape = tuple(int(d) for d in in_shape)
+    if len(shape) == 2:  # grey images: one channel
+        shape = (1,) + shape
+    return SpikingConvNet(shape, n_out, channels=tuple(m.get("channels", (16, 32))), hidden=m.get("hidden", 128),
+                          tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0), dt=cfg["dt"],
+                          surrogate_alpha=m.get("surrogate_alpha", 100.0), init_gain=m.get("init_gain", 1.0),
+                          surrogate=m.get("surrogate", "super"))
+
+
 #: architecture name (``model.arch`` in a config) -> builder(cfg, input_shape, n_classes)
 ARCHITECTURES: Dict[str, Callable[[dict, Sequence[int], int], nn.Module]] = {
     "mlp": build_mlp,
+    "conv": build_conv,
 }
