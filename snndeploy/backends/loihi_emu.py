@@ -156,7 +156,7 @@ class LoihiEmuBackend:
         if progress is not None:
             progress(self.name, 1.0)
         info = {"precision": "Loihi fixed point (int64 torch emulation of Lava fixed_pt)", "device": device,
-                "units": "raw 24-bit state", "total_s": time.perf_counter() - start,
+                "units": "raw 24-bit state", "wall_s": time.perf_counter() - start,
                 "quantization": fp.report_dict(),
                 "how": "PyLifResetModelBitAcc + PyDenseModelBitAcc arithmetic, batched, on the NIR timeline"}
         return RunResult(self.name, result, shaped if self.record_states else {}, info)
