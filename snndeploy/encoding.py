@@ -93,7 +93,22 @@ def direct(x: np.ndarray, steps: int, scale: float = 1.0, seed: int = 0) -> np.n
 
 
 #: encoder kind -> function(x, steps, **params)
-ENCODERS: Dict[str, Callable[..., np.ndarray]] = {"poisson": poisson, "latency": latency, "direct": direct}
+def noisy_repeat(x: np.ndarray, steps: int, keep: float = 0.8, seed: int = 0) -> np.ndarray:
+    """The input repeated every step under a random binary noise mask: ``x * m_t``, ``m_t ~ Bernoulli(keep)``.
+
+    (n, *shape) -> (n, steps, *shape) float32; graded values.
+    """
+    steps = _check_steps(steps)
+    if not 0 < keep <= 1:
+        raise InputError(f"noisy_repeat keep must be in (0, 1], got {keep}")
+    x = _as_batch(x, "noisy_repeat")
+    rng = np.random.default_rng(seed)
+    mask = rng.random((x.shape[0], steps) + x.shape[1:]) < keep
+    return (x[:, None] * mask).astype(np.float32)
+
+
+ENCODERS: Dict[str, Callable[..., np.ndarray]] = {"poisson": poisson, "latency": latency, "direct": direct,
+                                                  "noisy_repeat": noisy_repeat}
 
 
 def encoder_params(kind: str) -> tuple:

@@ -81,17 +81,32 @@ def export_lif_box(name: str, m, dt: float, shape):
                    v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape))
 
 
+def refuse_graded_neuron(name: str, m, dt: float, shape):
+    """The graded neuron has no faithful NIR (and so no Lava) form; say exactly which part."""
+    raise GraphError(
+        f"module '{name}' (GradedNeuron) cannot be exported to NIR faithfully: its output "
+        f"y = relu(s - {m.threshold}) is graded (the amount above threshold), but NIR's spiking neurons "
+        "(LIF, IF, CubaLIF) emit binary spikes and nir.Threshold is a binary step; NIR 1.0 has no graded-"
+        f"output neuron. Its refractory penalty (s <- s - {m.penalty} after an output) is a reset by "
+        "subtraction of a fixed amount, which NIR's reset-to-v_reset cannot express either. (The decaying "
+        f"state, decay {m.decay} per step, alone would map to LIF/LI with dt/tau = {1 - m.decay:.3g}.)")
+
+
 def _exporters() -> Dict[type, Callable]:
     from norse.torch import LIFBoxCell
 
+    from .networks import GradedNeuron
+
     return {nn.Linear: export_linear, nn.Conv2d: export_conv2d, nn.AvgPool2d: export_avgpool2d,
-            nn.Flatten: export_flatten, LIFBoxCell: export_lif_box}
+            nn.Flatten: export_flatten, LIFBoxCell: export_lif_box, GradedNeuron: refuse_graded_neuron}
 
 
 def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
     from norse.torch import LIFBoxCell
 
-    if isinstance(m, LIFBoxCell):
+    from .networks import GradedNeuron
+
+    if isinstance(m, (LIFBoxCell, GradedNeuron)):  # neurons keep their input's shape
         return shape
     try:
         with torch.no_grad():

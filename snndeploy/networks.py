@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,6 +68,31 @@ def lif_box_over_time(i_seq: torch.Tensor, cell, method: str, alpha: float) -> t
     return torch.stack(out)
 
 
+class GradedNeuron(nn.Module):
+    """A neuron with a decaying inner state, a refractory penalty and a graded output.
+
+    Per step: ``s <- decay * s + I - penalty * [y_prev > 0]``;  ``y = relu(s - threshold)``
+    (graded: the amount above threshold, not a binary spike). Initial ``s = 0``, ``y = 0``.
+    The ReLU is differentiable almost everywhere, so no surrogate is needed.
+    """
+
+    def __init__(self, decay: float = 0.9, threshold: float = 0.5, penalty: float = 1.0):
+        super().__init__()
+        self.decay, self.threshold, self.penalty = float(decay), float(threshold), float(penalty)
+
+    def over_time(self, i_seq: torch.Tensor) -> torch.Tensor:
+        if i_seq.dtype in (torch.float16, torch.bfloat16):
+            i_seq = i_seq.float()
+        s = torch.zeros_like(i_seq[0])
+        y = torch.zeros_like(i_seq[0])
+        out = []
+        for i in i_seq:
+            s = self.decay * s + i - self.penalty * (y > 0).to(s.dtype)
+            y = torch.relu(s - self.threshold)
+            out.append(y)
+        return torch.stack(out)
+
+
 class SpikingNet(nn.Module):
     """An ordered stack of stateless layers (Linear, Conv2d, AvgPool2d, Flatten) and LIF cells."""
 
@@ -86,6 +112,8 @@ class SpikingNet(nn.Module):
         for m in self.layers.values():
             if isinstance(m, LIFBoxCell):
                 h = lif_box_over_time(h, m, self.surrogate, self.alpha)
+            elif isinstance(m, GradedNeuron):
+                h = m.over_time(h)
             else:  # stateless: all steps at once
                 y = m(h.reshape((T * B,) + tuple(h.shape[2:])))
                 h = y.reshape((T, B) + tuple(y.shape[1:]))
@@ -178,7 +206,9 @@ class SpikingConvNet(SpikingNet):
 
 def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
-    shape = tuple(int(d) for d in in_shape)
+    shape = tuple(int(d) for d in m.get("input_shape", in_shape))  # e.g. [1, 8, 8] for the flat digits
+    if int(np.prod(shape)) != int(np.prod(in_shape)):
+        raise ValueError(f"model.input_shape {shape} does not hold the dataset's {tuple(in_shape)} values")
     if len(shape) == 2:  # grey images: one channel
         shape = (1,) + shape
     return SpikingConvNet(shape, n_out, channels=tuple(m.get("channels", (16, 32))), hidden=m.get("hidden", 128),
@@ -187,8 +217,34 @@ def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
                           surrogate=m.get("surrogate", "super"))
 
 
+class GradedMLP(SpikingNet):
+    """``Linear -> GradedNeuron -> ... -> Linear -> GradedNeuron``; outputs averaged over time."""
+
+    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, decay: float = 0.9,
+                 threshold: float = 0.5, penalty: float = 1.0, dt: float = 1e-3, init_gain=1.0):
+        sizes = [n_in, *hidden, n_out]
+        gains = _gains(init_gain, len(sizes) - 1)
+        layers: Dict[str, nn.Module] = {}
+        for i in range(len(sizes) - 1):
+            layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
+            _init(layers[f"fc{i + 1}"], gains[i])
+            layers[f"gn{i + 1}"] = GradedNeuron(decay, threshold, penalty)
+        super().__init__(layers, "super", 100.0, dt)
+        self.input_shape = (n_in,)
+
+
+def build_graded_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
+    m = cfg["model"]
+    n_in = 1
+    for d in in_shape:
+        n_in *= int(d)
+    return GradedMLP(n_in, m["hidden"], n_out, decay=m.get("decay", 0.9), threshold=m.get("threshold", 0.5),
+                     penalty=m.get("penalty", 1.0), dt=cfg["dt"], init_gain=m.get("init_gain", 1.0))
+
+
 #: architecture name (``model.arch`` in a config) -> builder(cfg, input_shape, n_classes)
 ARCHITECTURES: Dict[str, Callable[[dict, Sequence[int], int], nn.Module]] = {
     "mlp": build_mlp,
     "conv": build_conv,
+    "graded_mlp": build_graded_mlp,
 }

@@ -205,7 +205,6 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     test_acc = evaluate(model, x_test_enc, ds.y_test, dev, amp=False)
     graph_cfg = {"model": cfg["name"], "dataset": cfg["dataset"], "encoding": enc,
                  "readout": cfg.get("readout", {"kind": "spike_count"}), "config_hash": config_hash(cfg)}
-    graph = to_nir(model.cpu(), in_shape, cfg["dt"], graph_cfg)
     metrics = {"model": cfg["name"], "dataset": cfg["dataset"], "device": dev, "epochs": tcfg["epochs"],
                "test_accuracy": test_acc, "test_samples": int(len(ds.y_test)),
                "train_accuracy_last_epoch": history[-1]["train_accuracy"] if history else None,
@@ -216,6 +215,7 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
                       "test split, encoded with the stored seeded encoding"}
     artifacts = {"checkpoint": out_dir / "checkpoint.pt", "metrics": out_dir / "metrics.json",
                  "graph": out_dir / "model.nir"}
-    save_graph(graph, artifacts["graph"])
     write_json(artifacts["metrics"], metrics)
+    # export last: a model NIR cannot express is trained and saved, then refused with the reason
+    save_graph(to_nir(model.cpu(), in_shape, cfg["dt"], graph_cfg), artifacts["graph"])
     return metrics, artifacts

@@ -1,0 +1,58 @@
+"""Every model config in models/ trains, exports and compares (or is refused) on a tiny CPU slice.
+
+Data: the embedded digits, and for Fashion-MNIST / CIFAR-10 small files written here in the real
+formats (so the test does not depend on the Debian package or on a download).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snndeploy import graph as G
+from snndeploy.backends import get_backend
+from snndeploy.errors import GraphError
+from snndeploy.pipeline import dataset_input
+from snndeploy.train import MODELS_DIR, load_model_config, train
+from test_datasets import make_mnist_dir, write_cifar_dir
+
+pytestmark = pytest.mark.slow
+
+MODELS = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+REFUSED = {"digits_graded": "GradedNeuron"}  # models whose export is refused, and the part named
+
+
+def test_every_config_is_listed():
+    assert {"digits_mlp", "digits_conv", "fashion_mlp", "fashion_conv", "cifar10_mlp", "digits_graded"} <= set(MODELS)
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_mnist_dir(root / "fashion", gz=True)
+    write_cifar_dir(root / "cifar", n_per_batch=8)
+    return {"fashion-mnist": str(root / "fashion"), "cifar10": str(root / "cifar"), "digits": None}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_trains_exports_and_compares(name, data_dirs, tmp_path):
+    cfg = load_model_config(name)
+    cfg["train"].update(limit_train=32, limit_test=8, batch_size=16)
+    data_dir = data_dirs[cfg["dataset"]]
+    if name in REFUSED:
+        with pytest.raises(GraphError) as e:
+            train(cfg, tmp_path, device="cpu", epochs=1, data_dir=data_dir, quiet=True)
+        assert REFUSED[name] in str(e.value) and "graded" in str(e.value)
+        assert (tmp_path / "metrics.json").is_file() and (tmp_path / "checkpoint.pt").is_file()
+        assert not (tmp_path / "model.nir").exists()
+        return
+    metrics, art = train(cfg, tmp_path, device="cpu", epochs=1, data_dir=data_dir, quiet=True)
+    assert metrics["epochs"] == 1 and 0 < metrics["test_samples"] <= 8  # the generated files hold fewer
+    g = G.load_graph(art["graph"])
+    x, y, _ = dataset_input(g, cfg["dataset"], 2, data_dir)
+    dt = G.graph_dt(g, None)
+    ref = get_backend("norse").run(g, x, dt)
+    lava = get_backend("lava-float").run(g, x, dt)
+    for node, out in ref.outputs.items():
+        if type(g.nodes[node]).__name__ in ("LIF",):
+            assert np.mean(lava.outputs[node] == out) >= 0.999, node
