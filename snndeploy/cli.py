@@ -211,6 +211,10 @@ COMMANDS = {"train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    import warnings
+
+    # Norse 1.1.0 calls torch.jit.script at import, which torch now deprecates: noise, not news.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)

@@ -138,6 +138,17 @@ def _gains(init_gain, n: int) -> List[float]:
     return gains
 
 
+def _mlp_layers(sizes: Sequence[int], init_gain, neuron_prefix: str, neuron: Callable[[], nn.Module]):
+    """``fc1, <neuron>1, fc2, <neuron>2, ...`` for layer widths ``sizes``."""
+    gains = _gains(init_gain, len(sizes) - 1)
+    layers: Dict[str, nn.Module] = {}
+    for i in range(len(sizes) - 1):
+        layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
+        _init(layers[f"fc{i + 1}"], gains[i])
+        layers[f"{neuron_prefix}{i + 1}"] = neuron()
+    return layers
+
+
 def _init(m: nn.Module, gain: float) -> None:
     """Kaiming-uniform (fan-in, linear), scaled by ``gain``; zero biases."""
     nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")
@@ -157,22 +168,15 @@ class SpikingMLP(SpikingNet):
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, tau_mem: float = 1e-2,
                  v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
                  init_gain: float = 1.0, surrogate: str = "super"):
-        sizes = [n_in, *hidden, n_out]
-        gains = _gains(init_gain, len(sizes) - 1)
-        layers: Dict[str, nn.Module] = {}
-        for i in range(len(sizes) - 1):
-            layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
-            _init(layers[f"fc{i + 1}"], gains[i])
-            layers[f"lif{i + 1}"] = _lif(tau_mem, v_th, dt, surrogate_alpha)
+        layers = _mlp_layers([n_in, *hidden, n_out], init_gain, "lif",
+                             lambda: _lif(tau_mem, v_th, dt, surrogate_alpha))
         super().__init__(layers, surrogate, surrogate_alpha, dt)
         self.input_shape = (n_in,)
 
 
 def build_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
-    n_in = 1
-    for d in in_shape:
-        n_in *= int(d)
+    n_in = int(np.prod(in_shape))
     return SpikingMLP(n_in, m["hidden"], n_out, tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0),
                       dt=cfg["dt"], surrogate_alpha=m.get("surrogate_alpha", 100.0),
                       init_gain=m.get("init_gain", 1.0), surrogate=m.get("surrogate", "super"))
@@ -222,22 +226,14 @@ class GradedMLP(SpikingNet):
 
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, decay: float = 0.9,
                  threshold: float = 0.5, penalty: float = 1.0, dt: float = 1e-3, init_gain=1.0):
-        sizes = [n_in, *hidden, n_out]
-        gains = _gains(init_gain, len(sizes) - 1)
-        layers: Dict[str, nn.Module] = {}
-        for i in range(len(sizes) - 1):
-            layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
-            _init(layers[f"fc{i + 1}"], gains[i])
-            layers[f"gn{i + 1}"] = GradedNeuron(decay, threshold, penalty)
+        layers = _mlp_layers([n_in, *hidden, n_out], init_gain, "gn", lambda: GradedNeuron(decay, threshold, penalty))
         super().__init__(layers, "super", 100.0, dt)
         self.input_shape = (n_in,)
 
 
 def build_graded_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
-    n_in = 1
-    for d in in_shape:
-        n_in *= int(d)
+    n_in = int(np.prod(in_shape))
     return GradedMLP(n_in, m["hidden"], n_out, decay=m.get("decay", 0.9), threshold=m.get("threshold", 0.5),
                      penalty=m.get("penalty", 1.0), dt=cfg["dt"], init_gain=m.get("init_gain", 1.0))
 
