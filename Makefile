@@ -47,7 +47,9 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
-	$(PY) benchmarks/bench_backends.py --out benchmarks/results
+	$(PY) benchmarks/bench_backends.py --out benchmarks/results/backends.json
+	$(PY) benchmarks/bench_fixed.py --out benchmarks/results/fixed.json
+	$(PY) benchmarks/bench_train.py --out benchmarks/results/train.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

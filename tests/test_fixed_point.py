@@ -21,7 +21,7 @@ import pytest
 
 from snndeploy.backends import get_backend
 from snndeploy.backends.lava_plan import build_plan
-from snndeploy.errors import GraphError
+from snndeploy.errors import GraphError, InputError
 from snndeploy.quantize import (STATE_MAX, VTH_MAX, QuantizationError, quantize_plan, representable_weights,
                                 round_half_away, validate_fixed_plan)
 
@@ -201,7 +201,7 @@ def test_unrepresentable_hand_set_integers():
 
 def test_fixed_backends_refuse_graded_input():
     g = two_layer_graph(1)
-    with pytest.raises(GraphError.__mro__[1], match=r"binary spikes.*0.5"):
+    with pytest.raises(InputError, match=r"binary spikes.*0.5"):
         get_backend("loihi-emu").run(g, np.full((1, 3, 4), 0.5), DT)
 
 
