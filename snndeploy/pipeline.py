@@ -75,8 +75,7 @@ def _progress_bar(name: str):
                mininterval=0.5 if sys.stderr.isatty() else 15.0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
 
     def update(_msg, frac):
-        bar.n = int(round(100 * frac))
-        bar.refresh()
+        bar.update(int(round(100 * frac)) - bar.n)  # update() honours mininterval; refresh() would not
 
     return bar, update
 
