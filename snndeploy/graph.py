@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
 
@@ -130,13 +130,87 @@ def successors(graph) -> Dict[str, List[str]]:
 
 
 def topological_order(graph) -> List[str]:
-    """Nodes in an order where every node comes after its inputs.
+    """Nodes of a DAG in an order where every node comes after its inputs.
 
-    Recurrent cycles are refused here with the nodes of the cycle named.
+    Recurrent cycles are refused here with the nodes of the cycle named; use
+    :func:`recurrent_order` for graphs with cycles.
     """
-    pred = predecessors(graph)
-    indeg = {k: len(v) for k, v in pred.items()}
+    order = _kahn(graph, frozenset())
+    if len(order) != len(graph.nodes):
+        cycle = find_cycle(graph, [k for k in graph.nodes if k not in order])
+        raise GraphError(f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])}; "
+                         "topological_order takes DAGs only (recurrent_order cuts cycles at their back edges)")
+    return order
+
+
+Edge = Tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An evaluation order plus the back edges that were cut to get it.
+
+    ``order`` is a topological order of the graph without ``back_edges``. A back edge
+    carries its source's output of the previous step (zero at step 0), see docs/conventions.md.
+    """
+
+    order: Tuple[str, ...]
+    back_edges: FrozenSet[Edge]
+
+
+def back_edges(graph) -> FrozenSet[Edge]:
+    """The back edges of a depth-first search from the Input, successors taken in ``graph.edges`` order.
+
+    An edge is a back edge when its target is on the current DFS path (an ancestor of its
+    source, or the source itself). Every cycle reachable from the Input holds at least one,
+    and removing them all leaves a DAG. For a cycle hanging off a chain this is the edge that
+    re-enters the cycle's node nearest to the Input (Braille: ``lif1.w_rec -> lif1.lif``).
+    """
+    in_node, _ = io_nodes(graph)
     succ = successors(graph)
+    on_path, done, back = set(), set(), set()
+    stack = [(in_node, iter(succ[in_node]))]  # iterative DFS: no recursion limit on deep graphs
+    on_path.add(in_node)
+    while stack:
+        node, it = stack[-1]
+        nxt = next(it, None)
+        if nxt is None:
+            stack.pop()
+            on_path.discard(node)
+            done.add(node)
+        elif nxt in on_path:
+            back.add((node, nxt))
+        elif nxt not in done:
+            on_path.add(nxt)
+            stack.append((nxt, iter(succ[nxt])))
+    return frozenset(back)
+
+
+def recurrent_order(graph) -> Schedule:
+    """An evaluation order for a graph that may hold recurrent cycles, plus its back edges.
+
+    Back edges are chosen by :func:`back_edges` (DFS from the Input in edge order). A cycle
+    that the Input does not reach has no back edge under that rule; it is refused, named.
+    For a DAG this is :func:`topological_order` with no back edges.
+    """
+    back = back_edges(graph)
+    order = _kahn(graph, back)
+    if len(order) != len(graph.nodes):
+        cycle = find_cycle(graph, [k for k in graph.nodes if k not in order])
+        raise GraphError(f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])} that is not reachable from "
+                         "the Input; back edges are chosen by a depth-first search from the Input, so this cycle "
+                         "cannot be cut")
+    return Schedule(tuple(order), back)
+
+
+def _kahn(graph, skip: FrozenSet[Edge]) -> List[str]:
+    """Kahn's topological sort over the edges not in ``skip``, ties in ``graph.nodes`` order."""
+    indeg = {k: 0 for k in graph.nodes}
+    succ: Dict[str, List[str]] = {k: [] for k in graph.nodes}
+    for src, dst in graph.edges:
+        if (src, dst) not in skip:
+            indeg[dst] += 1
+            succ[src].append(dst)
     ready = [k for k in graph.nodes if indeg[k] == 0]
     order: List[str] = []
     while ready:
@@ -146,10 +220,6 @@ def topological_order(graph) -> List[str]:
             indeg[s] -= 1
             if indeg[s] == 0:
                 ready.append(s)
-    if len(order) != len(graph.nodes):
-        cycle = find_cycle(graph, [k for k in graph.nodes if k not in order])
-        raise GraphError(f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])}; "
-                         "recurrent graphs are not supported yet")
     return order
 
 

@@ -55,6 +55,18 @@ Delays: a Lava ``Dense`` sends at step s what it received at step s-1, so a
 node reached through k Dense processes lags the NIR timeline by k steps. The
 plan records that depth per node; every path into a node must have the same
 depth (NIR's Affine/Linear are instantaneous).
+
+Recurrence: a back edge (:func:`snndeploy.graph.recurrent_order`) into population Q
+carries the previous step's value of its source. Its chain is composed like any
+other into a Dense from population P (``Conn.back_edge`` set); P's output of NIR step
+t then reaches Q at Lava step ``t + dP + 1``, where Q integrates NIR step
+``t + dP + 1 - dQ``: the NIR delay of one step is kept exactly when ``dQ == dP``
+(self-recurrence, or a cycle between populations of equal depth); other cycle
+lengths are refused. Depths are counted over forward connections only. A bias on
+the back-edge chain is absent at step 0 (the edge carries zero then), so it is sent
+by the drive source from step 1 on (``late_bias``). Sample isolation: the back-edge
+Dense holds P's last step of the previous window when Q is reset, so P is muted on
+that (unrecorded) step by a large negative drive pulse (``mute``); see lava_runtime.
 """
 
 from __future__ import annotations
@@ -74,6 +86,9 @@ SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "LIF", "IF", "LI"}
 LINEAR_TYPES = frozenset({"Affine", "Linear", "Scale", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten"})
 #: what ``lava-float`` runs
 FLOAT_SUPPORTED = SUPPORTED | LINEAR_TYPES | {"CubaLIF", "CubaLI"}
+#: a_in (Lava float units) that silences a back-edge source on the window's last step; any
+#: finite value far above |u|, |v|, |bias| works: LIFReset zeroes u and v on the next step
+MUTE_CURRENT = 1e30
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,16 +107,24 @@ class NeuronLowering:
     spiking: bool
     v_start: Optional[np.ndarray] = None  # Lava v the first step starts from (None: 0, Lava's reset)
     u_bias: Optional[np.ndarray] = None  # constant added to a_in every step (Cuba: bias enters u)
+    late_bias: Optional[np.ndarray] = None  # constant added to a_in from NIR step 1 on (bias through a back edge)
+    mute: bool = False  # source of a back edge: silenced on the last step of each window (sample isolation)
 
     @property
     def drives(self) -> Optional[np.ndarray]:
-        """(N, 3) weights of the drive source's channels [first step, second step, every step], or None."""
-        start = np.zeros(self.size) if self.v_start is None else self.v_start
-        const = np.zeros(self.size) if self.u_bias is None else self.u_bias
-        if not (np.any(start) or np.any(const)):
+        """(N, 5) weights of the drive source's channels, or None when all are zero.
+
+        Channels (see ``lava_runtime.DRIVE_CHANNELS``): [first step, second step, every step,
+        every step from step 1, the window's last step (mute)]."""
+        zeros = np.zeros(self.size)
+        start = zeros if self.v_start is None else self.v_start
+        const = zeros if self.u_bias is None else self.u_bias
+        late = zeros if self.late_bias is None else self.late_bias
+        mute = np.full(self.size, -MUTE_CURRENT) if self.mute else zeros
+        if not (np.any(start) or np.any(const) or np.any(late) or self.mute):
             return None
         pulse = (1 - self.dv) * start
-        return np.stack([pulse, -(1 - self.du) * pulse, const], axis=1)
+        return np.stack([pulse, -(1 - self.du) * pulse, const, late, mute], axis=1)
 
     @property
     def size(self) -> int:
@@ -117,6 +140,7 @@ class Conn:
     weight: np.ndarray
     graded: bool  # True when the source sends graded values (non-binary input)
     via: Optional[str] = None  # the NIR Affine/Linear it lowers, or None for an identity edge
+    back_edge: Optional[Tuple[str, str]] = None  # the NIR back edge it crosses: carries the previous step
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +154,7 @@ class LavaPlan:
     output_from: str  # neuron node whose spikes/voltage are the output, or the Output node itself
     output_bias: Optional[np.ndarray] = None  # Affine bias added on the host for a synapse -> Output
     output_shape: Tuple[int, ...] = ()
+    back_edges: frozenset = frozenset()  # the graph's back edges (recurrent_order)
 
     @property
     def max_depth(self) -> int:
@@ -282,7 +307,8 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
     from .base import check_supported
 
     check_supported(graph, backend, supported)
-    order = G.topological_order(graph)
+    schedule = G.recurrent_order(graph)
+    order, back = list(schedule.order), schedule.back_edges
     pred = G.predecessors(graph)
     in_node, out_node = G.io_nodes(graph)
     in_shape = G.node_shape(graph.nodes[in_node])
@@ -301,6 +327,18 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
             raise UnsupportedNodeError(
                 backend, n, neurons[n].kind, supported,
                 why=f"its graded output feeds '{consumer}'; on Lava an LI output can only go to the Output node")
+
+    for src, dst in sorted(back):
+        if dst not in neurons:
+            raise UnsupportedNodeError(
+                backend, dst, type(graph.nodes[dst]).__name__, supported,
+                why=(f"the recurrent back edge '{src} -> {dst}' enters a {type(graph.nodes[dst]).__name__}; on Lava "
+                     "a back edge must enter a neuron population"))
+        if not drives:
+            raise UnsupportedNodeError(
+                backend, dst, neurons[dst].kind, supported,
+                why=(f"the recurrent back edge '{src} -> {dst}' needs the drive source that mutes its source at the "
+                     "end of each sample window (lava-float only); fixed point does not support recurrence yet"))
 
     # every node's value as an affine map of source populations (Input, spiking neurons)
     maps: Dict[str, AffineMap] = {}
@@ -324,6 +362,7 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
     conns: List[Conn] = []
     bias_add: Dict[str, np.ndarray] = {n: np.zeros(nl.size) for n, nl in neurons.items()}
     u_bias: Dict[str, np.ndarray] = {}
+    late_bias: Dict[str, np.ndarray] = {}
     output_bias = None
     for n in [m for m in order if m in neurons] + [out_node]:
         if not pred[n]:
@@ -332,8 +371,26 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
             continue  # the Output records that neuron's spikes (or an LI's voltage)
         for q in pred[n]:
             check_source(q, n)
-        value = _sum_maps([maps[q] for q in pred[n]], n)
-        via = ",".join(q for q in pred[n] if q in params and q not in neurons) or None
+        for q in [q for q in pred[n] if (q, n) in back]:  # one Dense per back edge, carrying the previous step
+            value = maps[q]
+            nl = neurons[n]
+            if value.bias.size != nl.size:
+                raise GraphError(f"back edge '{q} -> {n}' carries {value.bias.size} values, node has {nl.size} neurons")
+            via = q if q in params and q not in neurons else None
+            for src, w in value.weights.items():
+                if src not in neurons:
+                    raise UnsupportedNodeError(
+                        backend, n, nl.kind, supported,
+                        why=f"the recurrent back edge '{q} -> {n}' carries the Input '{src}' directly; on Lava a "
+                            "back edge must start at a spiking population")
+                conns.append(Conn(src, n, nl.input_scale[:, None] * w, graded=False, via=via, back_edge=(q, n)))
+            if np.any(value.bias):
+                late_bias[n] = late_bias.get(n, 0) + nl.input_scale * value.bias
+        fwd = [q for q in pred[n] if (q, n) not in back]
+        if not fwd:
+            continue
+        value = _sum_maps([maps[q] for q in fwd], n)
+        via = ",".join(q for q in fwd if q in params and q not in neurons) or None
         if n in neurons:
             nl = neurons[n]
             if value.bias.size != nl.size:
@@ -357,23 +414,42 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
             for src, w in value.weights.items():
                 conns.append(Conn(src, n, w, graded=False, via=via))
             output_bias = value.bias
-    neurons = {n: replace(nl, bias=nl.bias + bias_add[n], u_bias=u_bias.get(n)) for n, nl in neurons.items()}
+    muted = {c.src for c in conns if c.back_edge is not None}
+    neurons = {n: replace(nl, bias=nl.bias + bias_add[n], u_bias=u_bias.get(n), late_bias=late_bias.get(n),
+                          mute=n in muted) for n, nl in neurons.items()}
 
     out_preds = pred[out_node]
     if not out_preds:
         raise GraphError(f"Output node '{out_node}' has no incoming edge")
     output_from = out_preds[0] if (len(out_preds) == 1 and out_preds[0] in neurons) else out_node
-    depth = _depths(in_node, conns)
+    depth = _depths(in_node, [c for c in conns if c.back_edge is None])
+    _check_back_delays(conns, depth)
     if output_from != out_node:
         depth[out_node] = depth[output_from]  # the Output records that neuron: same lag
     output_shape = neurons[output_from].shape if output_from in neurons else G.node_shape(graph.nodes[out_node])
-    return LavaPlan(in_node, in_shape, neurons, conns, depth, out_node, output_from, output_bias, output_shape)
+    return LavaPlan(in_node, in_shape, neurons, conns, depth, out_node, output_from, output_bias, output_shape,
+                    back_edges=back)
 
 
 def _in_shape(p) -> Tuple[int, ...]:
     from ..linear import in_shape_of
 
     return in_shape_of(p)
+
+
+def _check_back_delays(conns: List[Conn], depth: Dict[str, int]) -> None:
+    """A back-edge Dense from P (depth dP) into Q (dQ) delays by dP + 1 - dQ NIR steps; NIR wants 1."""
+    for c in conns:
+        if c.back_edge is None:
+            continue
+        delay = depth[c.src] + 1 - depth[c.dst]
+        if delay != 1:
+            src, dst = c.back_edge
+            raise GraphError(
+                f"recurrent back edge '{src} -> {dst}' (from population '{c.src}' at Lava depth {depth[c.src]} into "
+                f"'{c.dst}' at depth {depth[c.dst]}) would arrive with a delay of {delay} steps on Lava; NIR wants "
+                "1 (the previous step). Only cycles whose populations have equal depth (self-recurrence) are "
+                "supported")
 
 
 def _depths(in_node: str, conns: List[Conn]) -> Dict[str, int]:

@@ -13,9 +13,17 @@ before that population integrates the first input step of the next sample::
 
 so each sample starts from the initial state, and nothing of one sample leaks
 into the next. A population whose plan has ``drives`` (float plans only: a start
-value of v other than 0, or a constant input into u) gets a second source whose
-three channels send 1 on NIR step 0, on step 1, and on every step of the sample,
-through one Dense with the population's drive weights (same timing as its inputs). Records come back through memmap recorders (see
+value of v other than 0, a constant input into u, a bias through a back edge, or
+muting) gets a second source whose channels (``DRIVE_CHANNELS``) send 1 on NIR
+step 0, on step 1, on every step of the sample, on every step from step 1, and on
+the window's last step (t = W - 1 of the previous sample, just before the reset),
+through one Dense with the population's drive weights (same timing as its inputs).
+
+Recurrence: a back-edge Dense from P into Q (equal depth d) delivers at Q's reset
+step (sample j's t = 0) what P sent on the step before, the previous window's last
+step, which is not part of the sample but may hold spikes (tail activity). P is
+therefore muted on that step by a large negative input (``MUTE_CURRENT``); LIFReset
+zeroes u and v on the next step, so the pulse leaves no trace. Records come back through memmap recorders (see
 :mod:`snndeploy.lavaprocs`) and are shifted back by d onto the NIR timeline.
 The network is always stopped, also on error.
 """
@@ -204,15 +212,23 @@ def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: b
     return outputs, states, info
 
 
+#: the drive source's channels, in the order of ``NeuronLowering.drives`` columns
+DRIVE_CHANNELS = ("step 0", "step 1", "every step", "every step from step 1", "window's last step (mute)")
+
+
 def _drive_data(B: int, T: int, W: int, depth: int) -> np.ndarray:
-    """(3, B*W) channels [NIR step 0, NIR step 1, every NIR step] for a population at ``depth``.
+    """(5, B*W) channels ``DRIVE_CHANNELS`` for a population at ``depth``.
 
     Through one Dense they arrive when the population integrates those steps
-    (sent at 0-based Lava column ``j*W + t + depth - 1``)."""
-    data = np.zeros((3, B * W))
+    (sent at 0-based Lava column ``j*W + t + depth - 1``; the mute pulse at t = -1 of
+    sample j, i.e. the last step of window j - 1, so only for j >= 1)."""
+    data = np.zeros((len(DRIVE_CHANNELS), B * W))
     for j in range(B):
         base = j * W + depth - 1
         data[0, base] = 1
         data[1, base + 1] = 1
         data[2, base:base + T] = 1
+        data[3, base + 1:base + T] = 1
+        if j >= 1:
+            data[4, base - 1] = 1
     return data

@@ -4,7 +4,10 @@ Walks the nodes in topological order once per time step (torch.fx-Interpreter
 style), keeps every node's output in an environment and records it, and runs
 neurons with Norse's own functional step functions (:mod:`snndeploy.dynamics`)
 and linear nodes with one forward function per type (:mod:`snndeploy.linear`).
-Several edges into one node are summed.
+Several edges into one node are summed. Recurrent cycles are cut at their back
+edges (:func:`snndeploy.graph.recurrent_order`): a back edge reads its source's
+value from the previous step's environment (zeros at step 0), every other edge
+from the current step's.
 Batched over samples; CPU or CUDA; float64 by default so that it can serve as
 the reference for Lava's float64 simulation.
 """
@@ -56,7 +59,8 @@ class NorseBackend:
         x_np = G.check_input(graph, spikes)
         device = resolve_device(self.device)
         dtype = torch.float64 if self.precision == "float64" else torch.float32
-        order = G.topological_order(graph)
+        schedule = G.recurrent_order(graph)
+        order, back = schedule.order, schedule.back_edges
         pred = G.predecessors(graph)
         params = {n: params_of(n, graph.nodes[n]) for n in order if type(graph.nodes[n]).__name__ not in ("Input", "Output")}
         tensors = {n: neuron_tensors(p, dtype, device, dt) for n, p in params.items() if isinstance(p, NeuronParams)}
@@ -64,6 +68,7 @@ class NorseBackend:
         x = torch.as_tensor(x_np, dtype=dtype, device=device)
         B, T = x.shape[:2]
         v: Dict[str, object] = {}
+        prev: Dict[str, object] = {}  # the previous step's environment, read by back edges
         rec = {n: [] for n in order}
         vrec = {n: [] for n, p in params.items() if isinstance(p, NeuronParams)}
         with torch.no_grad():
@@ -75,7 +80,8 @@ class NorseBackend:
                         env[n] = x[:, t]
                         rec[n].append(env[n])
                         continue
-                    inp = _sum_inputs([env[p] for p in pred[n]], n)
+                    inp = _sum_inputs([_previous(prev, q, graph, B, x) if (q, n) in back else env[q]
+                                       for q in pred[n]], n)
                     p = params.get(n)
                     if kind == "Output":
                         out = inp
@@ -86,6 +92,7 @@ class NorseBackend:
                         out = FORWARDS[kind](inp, p)
                     env[n] = out
                     rec[n].append(out)
+                prev = env
                 if progress is not None:
                     progress("norse", (t + 1) / T)
         outputs = {n: torch.stack(r, 1).cpu().numpy() for n, r in rec.items()}
@@ -94,6 +101,15 @@ class NorseBackend:
                 "how": ("Norse functional step functions (lif_box, iaf, li_box, lif, leaky_integrator) and torch "
                         "linear maps (snndeploy.linear), interpreted over the NIR graph")}
         return RunResult(self.name, outputs, states, info)
+
+
+def _previous(prev, node: str, graph, batch: int, like):
+    """What a back edge from ``node`` carries: its previous-step output, zeros at step 0."""
+    if node in prev:
+        return prev[node]
+    import torch
+
+    return torch.zeros((batch,) + G.node_shape(graph.nodes[node]), dtype=like.dtype, device=like.device)
 
 
 def _sum_inputs(values, node: str):
