@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="norse", help="whose records to count (default: norse)")
     e.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
 
+    q = sub.add_parser("qat", help="fixed-point-aware fine-tuning of a trained model (straight-through estimator)")
+    q.add_argument("--from", dest="from_dir", required=True, help="a `snndeploy train` output folder")
+    q.add_argument("--epochs", type=int, default=3)
+    q.add_argument("--lr", type=float, help="default: the model's learning rate / 10")
+    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--data-dir")
+    q.add_argument("--out", required=True)
+
     d = sub.add_parser("demo", help="train (or reuse), export, compare norse vs lava-float on digits")
     d.add_argument("--out", default="out/demo")
     d.add_argument("--samples", type=int, help="test samples to compare (default: the whole test split, 450)")
@@ -96,6 +104,23 @@ def cmd_train(args) -> int:
           f"{100 * metrics['test_accuracy']:.2f} %  [{metrics['how']}]")
     for k, v in artifacts.items():
         print(f"wrote {k}: {v}")
+    return EXIT_OK
+
+
+def cmd_qat(args) -> int:
+    from .qat import finetune
+
+    rep = finetune(args.from_dir, args.out, epochs=args.epochs, device=args.device, lr=args.lr,
+                   data_dir=args.data_dir)
+    print(f"fixed-point fine-tuning, {rep['epochs']} epochs on {rep['device']}, {rep['test_samples']} test samples:")
+    print("| | norse accuracy | loihi-emu accuracy | prediction agreement | output spike agreement |")
+    print("|---|---|---|---|---|")
+    for when in ("before", "after"):
+        r = rep[when]
+        print(f"| {when} | {100 * r['norse_accuracy']:.2f} % | {100 * r['loihi_emu_accuracy']:.2f} % | "
+              f"{100 * r['prediction_agreement']:.2f} % | {r['output_spike_agreement']:.6f} |")
+    print(f"({rep['how']})")
+    print(f"wrote {args.out}/model.nir, checkpoint.pt, qat.json")
     return EXIT_OK
 
 
@@ -207,7 +232,7 @@ def cmd_energy(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": cmd_demo, "energy": cmd_energy}
+COMMANDS = {"qat": cmd_qat, "train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": cmd_demo, "energy": cmd_energy}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -113,3 +113,27 @@ def test_bad_unknown_backend(paper, tmp_path, capsys):
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, 1)))
     _bad(capsys, ["run", str(paper / "lif_norse.nir"), "--backend", "loihi9", "--input", str(tmp_path / "in.npz"),
                   "--dt", "1e-4", "--out", str(tmp_path / "o.npz")], ["unknown backend 'loihi9'"], tmp_path / "o.npz")
+
+
+def test_qat_reports_what_the_exported_graph_does(trained, tmp_path, capsys):
+    """The before/after figures are recomputed here from the written graph and must match."""
+    from snndeploy import graph as G
+    from snndeploy.backends import get_backend
+    from snndeploy.harness import predictions
+    from snndeploy.pipeline import dataset_input
+
+    out = tmp_path / "qat"
+    assert main(["qat", "--from", str(trained), "--epochs", "1", "--device", "cpu", "--out", str(out)]) == 0
+    rep = json.loads((out / "qat.json").read_text())
+    assert set(rep["before"]) == set(rep["after"]) >= {"norse_accuracy", "loihi_emu_accuracy", "prediction_agreement"}
+    g = G.load_graph(out / "model.nir")
+    x, y, _ = dataset_input(g, "digits", None)
+    emu = predictions(get_backend("loihi-emu", record_states=False).run(g, x, 1e-3).outputs["output"])
+    ref = predictions(get_backend("norse").run(g, x, 1e-3).outputs["output"])
+    assert np.mean(emu == y) == rep["after"]["loihi_emu_accuracy"]
+    assert np.mean(ref == y) == rep["after"]["norse_accuracy"]
+    assert "after" in capsys.readouterr().out
+
+
+def test_qat_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    _bad(capsys, ["qat", "--from", str(tmp_path), "--out", str(tmp_path / "q")], ["no checkpoint"], tmp_path / "q")
