@@ -35,7 +35,7 @@ def spiking_nodes(graph) -> List[str]:
     """Spiking neuron nodes in graph order."""
     in_node, out_node = G.io_nodes(graph)
     names = []
-    for n in G.topological_order(graph):
+    for n in G.recurrent_order(graph).order:
         if n in (in_node, out_node):
             continue
         p = params_of(n, graph.nodes[n])

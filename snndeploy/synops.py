@@ -117,7 +117,7 @@ def count_ops(graph, outputs: Dict[str, np.ndarray]) -> Dict[str, Dict[str, obje
     ``outputs`` is a backend's RunResult.outputs; the Input and the neuron populations
     feeding weighted layers must be recorded.
     """
-    order = G.topological_order(graph)
+    order = list(G.recurrent_order(graph).order)  # back edges: their source is a recorded population
     pred = G.predecessors(graph)
     in_node, out_node = G.io_nodes(graph)
     params = {n: params_of(n, graph.nodes[n]) for n in order if n not in (in_node, out_node)}
@@ -292,7 +292,7 @@ def mapping_estimate(graph, target) -> Dict[str, object]:
     bound, Loihi 2 can share convolution weights); fan-in = their input features, flagged when above the
     per-core limit (then inputs must be split across cores, which this estimate does not model).
     """
-    order = G.topological_order(graph)
+    order = list(G.recurrent_order(graph).order)  # back edges: their source is a recorded population
     pred = G.predecessors(graph)
     in_node, out_node = G.io_nodes(graph)
     params = {n: params_of(n, graph.nodes[n]) for n in order if n not in (in_node, out_node)}

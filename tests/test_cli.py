@@ -137,3 +137,17 @@ def test_qat_reports_what_the_exported_graph_does(trained, tmp_path, capsys):
 
 def test_qat_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     _bad(capsys, ["qat", "--from", str(tmp_path), "--out", str(tmp_path / "q")], ["no checkpoint"], tmp_path / "q")
+
+
+@pytest.mark.lava
+def test_compare_recurrent_conformance_graph(paper, tmp_path):
+    """A recurrent graph from snnTorch (Braille) goes through compare, counts and reports."""
+    x = (np.random.default_rng(4).random((2, 40, 12)) < 0.3).astype(np.float32)
+    np.savez(tmp_path / "in.npz", spikes=x)
+    out = tmp_path / "rep"
+    code = main(["compare", str(paper / "braille_noDelay_bias_zero.nir"), "--backends", "norse,lava-float",
+                 "--input", str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(out)])
+    rep = json.loads((out / "report.json").read_text())
+    assert code == 0 and rep["passed"]
+    assert set(rep["pairs"][0]["nodes"]) == {"lif1.lif", "lif2"}
+    assert (out / "report.html").is_file()
