@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int)
     t.add_argument("--data-dir")
+    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt (same config)")
     t.add_argument("--out", required=True)
 
     r = sub.add_parser("run", help="run one backend on encoded input; write every node's output")
@@ -99,7 +100,7 @@ def cmd_train(args) -> int:
     cfg = load_model_config(args.model)
     cfg["dataset"] = args.dataset
     metrics, artifacts = train(cfg, args.out, device=args.device, epochs=args.epochs, seed=args.seed,
-                               data_dir=args.data_dir)
+                               data_dir=args.data_dir, resume=args.resume)
     print(f"test accuracy ({metrics['test_samples']} samples, norse float32, {metrics['device']}): "
           f"{100 * metrics['test_accuracy']:.2f} %  [{metrics['how']}]")
     for k, v in artifacts.items():

@@ -151,3 +151,25 @@ def test_compare_recurrent_conformance_graph(paper, tmp_path):
     assert code == 0 and rep["passed"]
     assert set(rep["pairs"][0]["nodes"]) == {"lif1.lif", "lif2"}
     assert (out / "report.html").is_file()
+
+
+def test_resume_continues_exactly(tmp_path):
+    """1 epoch + resume to 2 epochs gives the same weights as 2 epochs straight (CPU, seeded)."""
+    import torch
+
+    base = ["train", "--model", "digits_mlp", "--dataset", "digits", "--device", "cpu", "--seed", "5"]
+    assert main(base + ["--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
+    assert main(base + ["--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
+    assert main(base + ["--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")]) == 0
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert b["epoch"] == 2 and len(b["history"]) == 2
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
+
+
+def test_resume_with_another_config_is_refused(tmp_path, capsys):
+    base = ["train", "--model", "digits_mlp", "--dataset", "digits", "--device", "cpu", "--epochs", "1"]
+    assert main(base + ["--seed", "1", "--out", str(tmp_path)]) == 0
+    assert main(base + ["--seed", "2", "--resume", "--out", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "another config" in capsys.readouterr().err
