@@ -92,21 +92,41 @@ def refuse_graded_neuron(name: str, m, dt: float, shape):
         f"state, decay {m.decay} per step, alone would map to LIF/LI with dt/tau = {1 - m.decay:.3g}.)")
 
 
+def export_lif_cell(name: str, m, dt: float, shape):
+    """Norse LIFCell (current-based) -> NIR CubaLIF.
+
+    Norse per step: ``i <- i + x``; ``v <- v + dt/tau_mem ((v_leak - v) + i)``; spike, reset;
+    ``i <- i (1 - dt/tau_syn)``. NIR CubaLIF integrates ``tau_syn dI/dt = -I + w_in S``, one
+    Euler step adds ``dt/tau_syn * w_in * S``: so ``w_in = tau_syn / dt`` (Norse 1.1.0's to_nir
+    writes another value), r = 1, taus in seconds.
+    """
+    import nir
+
+    p = m.p
+    if float(m.dt) != dt:
+        raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
+    tau_syn = 1.0 / _np(p.tau_syn_inv, shape)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32),
+                       v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape),
+                       w_in=(tau_syn / np.float32(dt)).astype(np.float32))
+
+
 def _exporters() -> Dict[type, Callable]:
-    from norse.torch import LIFBoxCell
+    from norse.torch import LIFBoxCell, LIFCell
 
     from .networks import GradedNeuron
 
     return {nn.Linear: export_linear, nn.Conv2d: export_conv2d, nn.AvgPool2d: export_avgpool2d,
-            nn.Flatten: export_flatten, LIFBoxCell: export_lif_box, GradedNeuron: refuse_graded_neuron}
+            nn.Flatten: export_flatten, LIFBoxCell: export_lif_box, LIFCell: export_lif_cell,
+            GradedNeuron: refuse_graded_neuron}
 
 
 def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
-    from norse.torch import LIFBoxCell
+    from norse.torch import LIFBoxCell, LIFCell
 
     from .networks import GradedNeuron
 
-    if isinstance(m, (LIFBoxCell, GradedNeuron)):  # neurons keep their input's shape
+    if isinstance(m, (LIFBoxCell, LIFCell, GradedNeuron)):  # neurons keep their input's shape
         return shape
     try:
         with torch.no_grad():

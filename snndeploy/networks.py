@@ -105,13 +105,19 @@ class SpikingNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes (T, B, *in) -> output spikes (T, B, classes)."""
-        from norse.torch import LIFBoxCell
+        from norse.torch import LIFBoxCell, LIFCell
 
         T, B = x.shape[:2]
         h = x
         for m in self.layers.values():
             if isinstance(m, LIFBoxCell):
                 h = lif_box_over_time(h, m, self.surrogate, self.alpha)
+            elif isinstance(m, LIFCell):  # current-based: Norse's own cell, step by step
+                state, outs = None, []
+                for t in range(T):
+                    z, state = m(h[t].float() if h.dtype in (torch.float16, torch.bfloat16) else h[t], state)
+                    outs.append(z)
+                h = torch.stack(outs)
             elif isinstance(m, GradedNeuron):
                 h = m.over_time(h)
             else:  # stateless: all steps at once

@@ -73,3 +73,35 @@ def test_reimport_with_nirtorch_node_map_gives_the_same_spikes(model, tmp_path):
     theirs = np.stack(outs, 1)
     assert ours.sum() > 0
     np.testing.assert_array_equal(theirs, ours)
+
+
+@pytest.mark.lava
+def test_lifcell_exports_as_cubalif_with_w_in_tau_syn_over_dt(tmp_path):
+    """Norse's current-based LIFCell: our CubaLIF export reproduces its spikes on norse and lava-float."""
+    from norse.torch import LIFCell, LIFParameters
+
+    from snndeploy.networks import SpikingNet
+
+    torch.manual_seed(1)
+    p = LIFParameters(tau_syn_inv=torch.as_tensor(1 / 5e-3), tau_mem_inv=torch.as_tensor(1 / 1e-2),
+                      v_th=torch.as_tensor(0.3))
+    layers = {"fc1": torch.nn.Linear(6, 8), "lif1": LIFCell(p, dt=DT), "fc2": torch.nn.Linear(8, 3),
+              "lif2": LIFCell(p, dt=DT)}
+    with torch.no_grad():
+        layers["fc1"].weight.uniform_(0, 1.5)
+        layers["fc2"].weight.uniform_(0, 1.5)
+    model = SpikingNet(layers, "super", 100.0, DT).double()
+    x = _inputs(seed=3, B=3, T=25, n=6)
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x, dtype=torch.float64).transpose(0, 1)).transpose(0, 1).numpy()
+    G.save_graph(to_nir(model.float(), 6, DT), tmp_path / "c.nir")
+    g = G.load_graph(tmp_path / "c.nir")
+    node = g.nodes["lif1"]
+    assert isinstance(node, nir.CubaLIF)
+    np.testing.assert_allclose(node.w_in, 5e-3 / DT, rtol=1e-6)
+    out = get_backend("norse").run(g, x, DT).outputs
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(out["output"], ref)
+    lava = get_backend("lava-float").run(g, x, DT).outputs
+    np.testing.assert_array_equal(lava["lif1"], out["lif1"])
+    np.testing.assert_array_equal(lava["lif2"], out["lif2"])
