@@ -293,3 +293,21 @@ def test_conformance_lif_norse_lava_fixed():
     emu = get_backend("loihi-emu", device="cpu").run(g, x, 1e-4)
     assert np.flatnonzero(lava.outputs["output"][0, :, 0]).tolist() == PAPER_SPIKES
     assert_same(emu, lava)
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_conformance_cnn_sinabs_emulator_equals_lava_fixed():
+    """Sinabs' conv graph (Conv2d, IF, SumPool2d, Flatten, Affine; chains composed, then quantized)."""
+    from snndeploy import graph as G
+
+    g = G.load_graph(PAPER / "cnn_sinabs.nir")
+    x = (np.random.default_rng(0).random((2, 12, 2, 34, 34)) < 0.15).astype(float)
+    emu = get_backend("loihi-emu", record_states=True).run(g, x, 1e-4)
+    lava = get_backend("lava-fixed", record_states=True).run(g, x, 1e-4)
+    spiking = ["1", "3", "6", "10", "12"]
+    assert sum(emu.outputs[n].sum() for n in spiking) > 0
+    for n in spiking:
+        np.testing.assert_array_equal(lava.outputs[n], emu.outputs[n], err_msg=n)
+        for var in ("u", "v"):
+            np.testing.assert_array_equal(lava.states[n][var], emu.states[n][var], err_msg=f"{n}.{var}")

@@ -20,7 +20,7 @@ from .. import graph as G
 from ..errors import InputError
 from ..quantize import FixedPlan, as_lava_plan, quantize_plan
 from .base import RunResult
-from .lava_plan import SUPPORTED, build_plan
+from .lava_plan import FIXED_SUPPORTED, build_plan
 from .lava_runtime import LavaFactories, run_plan
 
 
@@ -76,7 +76,7 @@ def assemble(fp: FixedPlan, x: np.ndarray, spikes: Dict[str, np.ndarray], states
 
 class LavaFixedBackend:
     name = "lava-fixed"
-    supports = SUPPORTED
+    supports = FIXED_SUPPORTED
 
     def __init__(self, record_states: bool = True):
         self.record_states = record_states
@@ -84,7 +84,7 @@ class LavaFixedBackend:
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
         x = G.check_input(graph, spikes)
         check_binary(x, self.name)
-        fp = quantize_plan(build_plan(graph, dt, self.name))
+        fp = quantize_plan(build_plan(graph, dt, self.name, supported=self.supports))
         return self.run_fixed(fp, x, progress)
 
     def run_fixed(self, fp: FixedPlan, x: np.ndarray, progress=None) -> RunResult:

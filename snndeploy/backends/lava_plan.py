@@ -86,6 +86,8 @@ SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "LIF", "IF", "LI"}
 LINEAR_TYPES = frozenset({"Affine", "Linear", "Scale", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten"})
 #: what ``lava-float`` runs
 FLOAT_SUPPORTED = SUPPORTED | LINEAR_TYPES | {"CubaLIF", "CubaLI"}
+#: fixed point: linear chains are composed into one matrix before quantization, so they fit too
+FIXED_SUPPORTED = SUPPORTED | LINEAR_TYPES
 #: a_in (Lava float units) that silences a back-edge source on the window's last step; any
 #: finite value far above |u|, |v|, |bias| works: LIFReset zeroes u and v on the next step
 MUTE_CURRENT = 1e30

@@ -30,7 +30,7 @@ from ..quantize import (ACT_SHIFT, DECAY_BITS, DECAY_UNITY, DM_OFFSET, DS_OFFSET
                         FixedPlan, representable_weights, quantize_plan, validate_fixed_plan)
 from .base import RunResult
 from .lava_fixed import assemble, check_binary
-from .lava_plan import SUPPORTED, build_plan
+from .lava_plan import FIXED_SUPPORTED, build_plan
 
 WRAP_LIMIT = 1 << (STATE_BITS - 1)  #: u wraps when it leaves (-2**23, 2**23]
 WRAP_SPAN = 1 << STATE_BITS
@@ -129,7 +129,7 @@ def emulate(fp: FixedPlan, x: np.ndarray, device: str = "cpu", record_states: bo
 
 class LoihiEmuBackend:
     name = "loihi-emu"
-    supports = SUPPORTED
+    supports = FIXED_SUPPORTED
 
     def __init__(self, record_states: bool = True, device: Optional[str] = None):
         self.record_states = record_states
@@ -143,7 +143,7 @@ class LoihiEmuBackend:
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
         x = G.check_input(graph, spikes)
         check_binary(x, self.name)
-        fp = quantize_plan(build_plan(graph, dt, self.name))
+        fp = quantize_plan(build_plan(graph, dt, self.name, supported=self.supports))
         return self.run_fixed(fp, x, progress)
 
     def run_fixed(self, fp: FixedPlan, x: np.ndarray, progress=None) -> RunResult:
