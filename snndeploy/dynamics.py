@@ -19,6 +19,10 @@ so the ``norse`` backend runs Norse's arithmetic:
   which is NIR's ``tau_syn dI/dt = -I + w_in*S`` by forward Euler (Norse's NIR import and
   snnTorch's export with ``w_in = tau_syn/dt`` agree on that input scaling).
 - CubaLI:  ``norse.torch.functional.leaky_integrator.li_feed_forward_step`` likewise.
+- I (Integrator): ``v <- v + r*I`` (no dt, as IF), output v; plain torch (Norse has no step).
+- Threshold: ``z = I > threshold``; stateless, its "v" is the input current I.
+
+:func:`delay_step` is the ring buffer of the ``Delay`` node (not a neuron).
 
 For the Cuba kinds the state is Norse's (v, i) named tuple; :func:`voltage` reads v.
 """
@@ -83,6 +87,32 @@ def cuba_li_step(s, state, p, dt):
     return li_feed_forward_step(p["in_gain"] * s, state, params, dt)
 
 
+def integrator_step(i, v, p, dt):
+    v = torch.zeros_like(i) if v is None else v
+    v = v + p["r"] * i  # v <- v + r*I: one step integrates one input, no dt (as IF)
+    return v, v
+
+
+def threshold_step(i, v, p, dt):
+    z = (i > p["v_threshold"]).to(i.dtype)  # z = heaviside(I - threshold), strict as every spike here
+    return z, i  # no memory; the input current is what a probe of "v" sees
+
+
+def delay_step(x, state, steps):
+    """``y(t) = x(t - steps)`` per element, zeros before; ``x`` (B, N), ``steps`` int64 (N,).
+
+    ``state = (buf, t)``: ``buf`` (K+1, B, N) holds the last K+1 inputs at slot ``t mod (K+1)``
+    (K = max steps), zeros where nothing was written yet; ``None`` = initial state.
+    """
+    K = int(steps.max()) if steps.numel() else 0
+    buf, t = (torch.zeros((K + 1,) + tuple(x.shape), dtype=x.dtype, device=x.device), 0) if state is None else state
+    slot = torch.tensor([t % (K + 1)], device=x.device)
+    buf = buf.index_copy(0, slot, x[None])  # write x(t); out of place: the old state stays valid
+    read = (t - steps) % (K + 1)  # slot of x(t - k); for t < k a slot not written yet (zeros)
+    y = buf[read, :, torch.arange(x.shape[1], device=x.device)].T
+    return y, (buf, t + 1)
+
+
 def voltage(state) -> torch.Tensor:
     """The membrane potential of a step function's state (a tensor or Norse's (v, i))."""
     return state.v if hasattr(state, "v") else state
@@ -90,7 +120,8 @@ def voltage(state) -> torch.Tensor:
 
 #: neuron kind -> step function
 STEPS: Dict[str, Step] = {"LIF": lif_step, "IF": if_step, "LI": li_step,
-                          "CubaLIF": cuba_lif_step, "CubaLI": cuba_li_step}
+                          "CubaLIF": cuba_lif_step, "CubaLI": cuba_li_step,
+                          "I": integrator_step, "Threshold": threshold_step}
 
 
 def neuron_tensors(params, dtype, device, dt: Optional[float] = None) -> Dict[str, torch.Tensor]:

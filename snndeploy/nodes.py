@@ -23,6 +23,12 @@ Discrete-time semantics (dt in seconds, one step per dt; see docs/semantics.md):
 
   Initial ``I = 0``, ``v = v_leak``.
 - ``CubaLI``: the same without threshold; output ``v``.
+- ``I`` (NIR's Integrator, ``dv/dt = R I``): ``v <- v + r*I`` (no dt, as IF); output ``v``;
+  no spike. Initial ``v = 0``.
+- ``Threshold``: ``z = I > threshold`` (strict, as every spike here); stateless.
+- ``Delay``: ``y(t) = x(t - k)`` per element with ``k = delay/dt`` steps (``delay`` in
+  seconds, must be a whole number of steps within ``DELAY_STEP_TOLERANCE``); ``y = 0``
+  before the first ``k`` steps.
 - ``Affine``: ``y = W x + b``; ``Linear``: ``y = W x``; ``Scale``: ``y = s * x``;
   ``Conv2d``: torch's ``conv2d`` (cross-correlation, NCHW, zero padding);
   ``SumPool2d``: sum over each window (zero padding); ``AvgPool2d``: that sum divided by
@@ -47,13 +53,13 @@ class NeuronParams:
     """A neuron population, all arrays of shape ``shape`` (float64)."""
 
     name: str
-    kind: str  # "LIF", "IF", "LI", "CubaLIF" or "CubaLI"
+    kind: str  # "LIF", "IF", "LI", "CubaLIF", "CubaLI", "I" (Integrator) or "Threshold"
     shape: Tuple[int, ...]
     r: np.ndarray
-    v_leak: np.ndarray  # zeros for IF
+    v_leak: np.ndarray  # zeros for IF, I and Threshold
     tau: Optional[np.ndarray]  # seconds; None for IF
-    v_threshold: Optional[np.ndarray]  # None for LI (never spikes)
-    v_reset: Optional[np.ndarray]  # None for LI
+    v_threshold: Optional[np.ndarray]  # None for LI, CubaLI, I (never spike)
+    v_reset: Optional[np.ndarray]  # None for those; zeros for Threshold (stateless)
     tau_syn: Optional[np.ndarray] = None  # seconds; Cuba kinds only
     w_in: Optional[np.ndarray] = None  # input current weight; Cuba kinds only
 
@@ -178,6 +184,55 @@ def cuba_li_params(name: str, node) -> NeuronParams:
         tau_syn=_positive(name, "CubaLI", "tau_syn", _field(name, node, "tau_syn", shape)),
         w_in=_field(name, node, "w_in", shape),
     )
+
+
+def integrator_params(name: str, node) -> NeuronParams:
+    """NIR ``I``: ``v <- v + r*I`` per step (no dt, as IF), output v, initial v = 0."""
+    shape = _shape_of(name, node)
+    return NeuronParams(name, "I", shape, r=_field(name, node, "r", shape), v_leak=np.zeros(shape),
+                        tau=None, v_threshold=None, v_reset=None)
+
+
+def threshold_params(name: str, node) -> NeuronParams:
+    """NIR ``Threshold``: ``z = I > threshold``, no state (r = 1, nothing to reset)."""
+    shape = _shape_of(name, node)
+    return NeuronParams(name, "Threshold", shape, r=np.ones(shape), v_leak=np.zeros(shape), tau=None,
+                        v_threshold=_field(name, node, "threshold", shape), v_reset=np.zeros(shape))
+
+
+#: |delay/dt - round(delay/dt)| above this is refused: a Delay must be a whole number of steps
+DELAY_STEP_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class DelayParams:
+    """NIR ``Delay``: ``y(t) = x(t - delay)`` per element; ``delay`` in seconds, shape ``shape``."""
+
+    name: str
+    shape: Tuple[int, ...]
+    delay: np.ndarray
+
+    kind = "Delay"
+
+    def steps(self, dt: float) -> np.ndarray:
+        """The delay per element in steps of ``dt`` (int64), or GraphError if not a whole number."""
+        k = self.delay / dt
+        off = np.abs(k - np.round(k))
+        if np.any(off > DELAY_STEP_TOLERANCE):
+            i = int(np.argmax(off))
+            raise GraphError(
+                f"node '{self.name}' (Delay) field 'delay' is {self.delay.reshape(-1)[i]} s at element {i}, which is "
+                f"{k.reshape(-1)[i]} steps of dt = {dt} s; a delay must be a whole number of steps "
+                f"(within {DELAY_STEP_TOLERANCE})")
+        return np.round(k).astype(np.int64)
+
+
+def delay_params(name: str, node) -> DelayParams:
+    shape = _shape_of(name, node)
+    delay = _field(name, node, "delay", shape)
+    if np.any(delay < 0):
+        raise GraphError(f"node '{name}' (Delay) field 'delay' must be >= 0 seconds, got {float(delay.min())}")
+    return DelayParams(name, shape, delay)
 
 
 def _matrix(name: str, node) -> np.ndarray:
@@ -321,6 +376,9 @@ def _registry() -> Dict[type, Callable]:
         nir.LI: li_params,
         nir.CubaLIF: cuba_lif_params,
         nir.CubaLI: cuba_li_params,
+        nir.I: integrator_params,
+        nir.Threshold: threshold_params,
+        nir.Delay: delay_params,
         nir.Scale: scale_params,
         nir.Conv2d: conv2d_params,
         nir.SumPool2d: sumpool2d_params,

@@ -80,14 +80,14 @@ def test_bad_not_nir(tmp_path, capsys):
 
 def test_bad_unsupported_node(tmp_path, capsys):
     g = nir.NIRGraph(nodes={"in": nir.Input(input_type={"input": np.array([2])}),
-                            "thr": nir.Threshold(threshold=np.ones(2)),
+                            "thr": nir.Delay(delay=np.full(2, 1e-3)),  # Lava refuses Delay
                             "out": nir.Output(output_type={"output": np.array([2])})},
                      edges=[("in", "thr"), ("thr", "out")])
     nir.write(str(tmp_path / "g.nir"), g)
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 3, 2)))
     _bad(capsys, ["run", str(tmp_path / "g.nir"), "--backend", "lava-float", "--input", str(tmp_path / "in.npz"),
                   "--dt", "1e-3", "--out", str(tmp_path / "o.npz")],
-         ["'thr'", "Threshold", "lava-float", "Supported node types"], tmp_path / "o.npz")
+         ["'thr'", "Delay", "lava-float", "Supported node types"], tmp_path / "o.npz")
 
 
 def test_bad_input_shape(paper, tmp_path, capsys):

@@ -22,7 +22,13 @@ We match NIR's forward-Euler LIF ``v <- v + a*((v_leak - v) + r*I)`` with
 so that ``v'_new = (1-a) v' + a (v_leak - v_reset) + a r I`` — the NIR update
 subtracted by v_reset — and Lava's reset to 0 is NIR's reset to v_reset.
 IF is the same with ``a`` replaced by 1 in the input scale and ``dv = 0``; LI is
-LIF shifted by v_leak with an infinite threshold.
+LIF shifted by v_leak with an infinite threshold. NIR's Integrator ``I`` (``v <- v + r*I``)
+is IF with an infinite threshold (graded output, like LI). ``Threshold``
+(``z = I > threshold``, stateless) is ``du = dv = 1``: ``v = v*0 + a_in + bias`` forgets v
+every step (``v*(1-dv)`` is exactly 0 for finite v, so the reset to 0 changes nothing),
+``vth = threshold``, input scale 1; it spikes, so it may feed further synapses.
+``Delay`` is refused on Lava: DelayDense delays per synapse, and a composed chain would
+need per-path delays (future work).
 
 CubaLIF (``b = dt/tau_syn``; NIR/Norse order ``I <- (1-b) I + b w_in S`` then
 ``v <- v + a((v_leak - v) + r I)``, see :mod:`snndeploy.nodes`) maps onto Lava's u with
@@ -85,12 +91,18 @@ SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "LIF", "IF", "LI"}
 #: linear (instantaneous) node types that the plan composes into Dense weights
 LINEAR_TYPES = frozenset({"Affine", "Linear", "Scale", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten"})
 #: what ``lava-float`` runs
-FLOAT_SUPPORTED = SUPPORTED | LINEAR_TYPES | {"CubaLIF", "CubaLI"}
+FLOAT_SUPPORTED = SUPPORTED | LINEAR_TYPES | {"CubaLIF", "CubaLI", "I", "Threshold"}
 #: fixed point: linear chains are composed into one matrix before quantization, so they fit too
 FIXED_SUPPORTED = SUPPORTED | LINEAR_TYPES
 #: a_in (Lava float units) that silences a back-edge source on the window's last step; any
 #: finite value far above |u|, |v|, |bias| works: LIFReset zeroes u and v on the next step
 MUTE_CURRENT = 1e30
+#: node types no Lava backend runs yet, with the reason given in the refusal
+REFUSED_WHY = {
+    "Delay": ("Lava's DelayDense delays per synapse, but the plan composes each linear chain into one "
+              "synapse process, so a Delay inside a chain would need a different delay per path through it "
+              "(future work)"),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,6 +248,24 @@ def lower_cuba_li(p: NeuronParams, dt: float, backend: str, drives: bool = False
     )
 
 
+def lower_integrator(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
+    n = int(np.prod(p.shape))
+    return NeuronLowering(
+        p.name, "I", p.shape,
+        input_scale=p.r.reshape(-1), du=np.ones(n), dv=np.zeros(n),
+        vth=np.full(n, np.inf), bias=np.zeros(n), v_offset=np.zeros(n), spiking=False,
+    )
+
+
+def lower_threshold(p: NeuronParams, dt: float, backend: str, drives: bool = False, supported=SUPPORTED) -> NeuronLowering:
+    n = int(np.prod(p.shape))
+    return NeuronLowering(
+        p.name, "Threshold", p.shape,
+        input_scale=np.ones(n), du=np.ones(n), dv=np.ones(n),  # v = a_in + bias: no memory
+        vth=p.v_threshold.reshape(-1), bias=np.zeros(n), v_offset=np.zeros(n), spiking=True,
+    )
+
+
 #: neuron kind -> lowering (params, dt, backend, drives, supported) -> NeuronLowering
 NEURON_LOWERINGS: Dict[str, Callable[..., NeuronLowering]] = {
     "LIF": lower_lif,
@@ -243,6 +273,8 @@ NEURON_LOWERINGS: Dict[str, Callable[..., NeuronLowering]] = {
     "LI": lower_li,
     "CubaLIF": lower_cuba_lif,
     "CubaLI": lower_cuba_li,
+    "I": lower_integrator,
+    "Threshold": lower_threshold,
 }
 
 #: neuron kinds whose constant input enters u (a synaptic current), not v
@@ -308,6 +340,10 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
     """
     from .base import check_supported
 
+    for name, node in graph.nodes.items():
+        why = REFUSED_WHY.get(type(node).__name__)
+        if why is not None:
+            raise UnsupportedNodeError(backend, name, type(node).__name__, supported, why=why)
     check_supported(graph, backend, supported)
     schedule = G.recurrent_order(graph)
     order, back = list(schedule.order), schedule.back_edges
@@ -328,7 +364,8 @@ def build_plan(graph, dt: float, backend: str, supported=SUPPORTED, drives: bool
         if n in neurons and not neurons[n].spiking:
             raise UnsupportedNodeError(
                 backend, n, neurons[n].kind, supported,
-                why=f"its graded output feeds '{consumer}'; on Lava an LI output can only go to the Output node")
+                why=f"its graded output feeds '{consumer}'; on Lava a graded (LI, CubaLI, I) output can only go to "
+                    "the Output node")
 
     for src, dst in sorted(back):
         if dst not in neurons:

@@ -20,14 +20,14 @@ from typing import Dict
 import numpy as np
 
 from .. import graph as G
-from ..dynamics import STEPS, neuron_tensors, voltage
+from ..dynamics import STEPS, delay_step, neuron_tensors, voltage
 from ..errors import InputError
 from ..linear import FORWARDS
-from ..nodes import NeuronParams, params_of
+from ..nodes import DelayParams, NeuronParams, params_of
 from .base import RunResult, check_supported
 
 SUPPORTED = frozenset({"Input", "Output", "Affine", "Linear", "Scale", "Conv2d", "SumPool2d", "AvgPool2d",
-                       "Flatten", "LIF", "IF", "LI", "CubaLIF", "CubaLI"})
+                       "Flatten", "LIF", "IF", "LI", "CubaLIF", "CubaLI", "I", "Threshold", "Delay"})
 
 
 def resolve_device(device: str) -> str:
@@ -64,6 +64,8 @@ class NorseBackend:
         pred = G.predecessors(graph)
         params = {n: params_of(n, graph.nodes[n]) for n in order if type(graph.nodes[n]).__name__ not in ("Input", "Output")}
         tensors = {n: neuron_tensors(p, dtype, device, dt) for n, p in params.items() if isinstance(p, NeuronParams)}
+        delays = {n: torch.as_tensor(p.steps(dt).reshape(-1), device=device)
+                  for n, p in params.items() if isinstance(p, DelayParams)}
         start = time.perf_counter()
         x = torch.as_tensor(x_np, dtype=dtype, device=device)
         B, T = x.shape[:2]
@@ -88,6 +90,9 @@ class NorseBackend:
                     elif isinstance(p, NeuronParams):
                         out, v[n] = STEPS[p.kind](inp.reshape((B,) + p.shape), v.get(n), tensors[n], dt)
                         vrec[n].append(voltage(v[n]))
+                    elif isinstance(p, DelayParams):
+                        out, v[n] = delay_step(inp.reshape(B, -1), v.get(n), delays[n])
+                        out = out.reshape((B,) + p.shape)
                     else:
                         out = FORWARDS[kind](inp, p)
                     env[n] = out
@@ -98,7 +103,8 @@ class NorseBackend:
         outputs = {n: torch.stack(r, 1).cpu().numpy() for n, r in rec.items()}
         states = {n: {"v": torch.stack(r, 1).cpu().numpy()} for n, r in vrec.items()}
         info = {"precision": self.precision, "device": device, "wall_s": time.perf_counter() - start,
-                "how": ("Norse functional step functions (lif_box, iaf, li_box, lif, leaky_integrator) and torch "
+                "how": ("Norse functional step functions (lif_box, iaf, li_box, lif, leaky_integrator), torch steps for "
+                        "Integrator/Threshold, a ring buffer per Delay, and torch "
                         "linear maps (snndeploy.linear), interpreted over the NIR graph")}
         return RunResult(self.name, outputs, states, info)
 
