@@ -24,6 +24,13 @@ from .lava_plan import FIXED_SUPPORTED, build_plan
 from .lava_runtime import LavaFactories, run_plan
 
 
+def quantized_inputs(backend, graph, spikes, dt):
+    """(FixedPlan, checked binary input) for a fixed-point backend: the shared front of ``run``."""
+    x = G.check_input(graph, spikes)
+    check_binary(x, backend.name)
+    return quantize_plan(build_plan(graph, dt, backend.name, supported=backend.supports)), x
+
+
 def check_binary(x: np.ndarray, backend: str) -> None:
     """Fixed-point Dense takes binary spikes only; refuse anything else, naming the first value."""
     bad = (x != 0) & (x != 1)
@@ -82,10 +89,7 @@ class LavaFixedBackend:
         self.record_states = record_states
 
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
-        x = G.check_input(graph, spikes)
-        check_binary(x, self.name)
-        fp = quantize_plan(build_plan(graph, dt, self.name, supported=self.supports))
-        return self.run_fixed(fp, x, progress)
+        return self.run_fixed(*quantized_inputs(self, graph, spikes, dt), progress)
 
     def run_fixed(self, fp: FixedPlan, x: np.ndarray, progress=None) -> RunResult:
         """Run an already quantized plan (tests build edge-case plans directly)."""

@@ -25,12 +25,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .. import graph as G
 from ..quantize import (ACT_SHIFT, DECAY_BITS, DECAY_UNITY, DM_OFFSET, DS_OFFSET, STATE_BITS, STATE_MAX, VTH_SHIFT,
-                        FixedPlan, representable_weights, quantize_plan, validate_fixed_plan)
+                        FixedPlan, representable_weights, validate_fixed_plan)
 from .base import RunResult
-from .lava_fixed import assemble, check_binary
-from .lava_plan import FIXED_SUPPORTED, build_plan
+from .lava_fixed import assemble, quantized_inputs
+from .lava_plan import FIXED_SUPPORTED
 
 WRAP_LIMIT = 1 << (STATE_BITS - 1)  #: u wraps when it leaves (-2**23, 2**23]
 WRAP_SPAN = 1 << STATE_BITS
@@ -141,10 +140,7 @@ class LoihiEmuBackend:
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
-        x = G.check_input(graph, spikes)
-        check_binary(x, self.name)
-        fp = quantize_plan(build_plan(graph, dt, self.name, supported=self.supports))
-        return self.run_fixed(fp, x, progress)
+        return self.run_fixed(*quantized_inputs(self, graph, spikes, dt), progress)
 
     def run_fixed(self, fp: FixedPlan, x: np.ndarray, progress=None) -> RunResult:
         """Run an already quantized plan (tests build edge-case plans directly)."""
