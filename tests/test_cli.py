@@ -173,3 +173,24 @@ def test_resume_with_another_config_is_refused(tmp_path, capsys):
     assert main(base + ["--seed", "1", "--out", str(tmp_path)]) == 0
     assert main(base + ["--seed", "2", "--resume", "--out", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "another config" in capsys.readouterr().err
+
+
+@pytest.mark.lava
+def test_lava_failure_is_reported_stopped_and_leaves_nothing(paper, tmp_path, capsys, monkeypatch):
+    """Lava breaking mid-run: exit 3, the message names the backend and the step, no report written."""
+    import lava.magma.core.run_conditions as rc
+
+    from snndeploy.errors import EXIT_RUNTIME
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated Lava failure")
+
+    monkeypatch.setattr(rc, "RunSteps", broken)
+    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, 1)))
+    out = tmp_path / "rep"
+    code = main(["compare", str(paper / "lif_norse.nir"), "--backends", "norse,lava-float", "--input",
+                 str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_RUNTIME, err
+    assert "lava-float" in err and "simulated Lava failure" in err and "after 0 of" in err
+    assert not out.exists()
