@@ -14,7 +14,7 @@ mixed precision (bf16 autocast covers only the matmuls/convolutions).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,10 +40,33 @@ class SigmoidSurrogate(torch.autograd.Function):
         return grad * ctx.alpha * s * (1 - s), None
 
 
+class FastSigmoidSurrogate(torch.autograd.Function):
+    """Heaviside forward, ``1 / (alpha*|x| + 1)^2`` backward (SuperSpike / fast sigmoid, slope ``alpha``).
+
+    Norse 1.1.0's ``SuperSpike`` computes ``1 / (|x| + 1)^2`` and ignores its ``alpha``
+    (norse/torch/functional/superspike.py), so its "super" surrogate always has slope 1.
+    """
+
+    @staticmethod
+    def forward(ctx, x, alpha: float):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (ctx.alpha * x.abs() + 1.0) ** 2, None
+
+
+#: our surrogates (not in Norse 1.1.0, or broken there): name -> autograd function
+OWN_SURROGATES = {"sigmoid": SigmoidSurrogate, "fast_sigmoid": FastSigmoidSurrogate}
+
+
 def spike_fn(x: torch.Tensor, method: str, alpha: float) -> torch.Tensor:
     """``x > 0`` forward (strict, as Norse's Heaviside and Lava's ``v > vth``); surrogate backward."""
-    if method == "sigmoid":
-        return SigmoidSurrogate.apply(x, alpha)
+    if method in OWN_SURROGATES:
+        return OWN_SURROGATES[method].apply(x, alpha)
     from norse.torch.functional.threshold import threshold
 
     return threshold(x, method, torch.as_tensor(alpha))
@@ -93,23 +116,43 @@ class GradedNeuron(nn.Module):
         return torch.stack(out)
 
 
+def _is_neuron(m: nn.Module) -> bool:
+    from norse.torch import LIFBoxCell, LIFCell
+
+    return isinstance(m, (LIFBoxCell, LIFCell, GradedNeuron))
+
+
 class SpikingNet(nn.Module):
     """An ordered stack of stateless layers (Linear, Conv2d, AvgPool2d, Flatten) and LIF cells."""
 
     def __init__(self, layers: Dict[str, nn.Module], surrogate: str, alpha: float, dt: float):
         super().__init__()
-        if surrogate not in NORSE_SURROGATES + ("sigmoid",):
-            raise ValueError(f"surrogate '{surrogate}' unknown; available: {', '.join(NORSE_SURROGATES + ('sigmoid',))}")
+        known = NORSE_SURROGATES + tuple(OWN_SURROGATES)
+        if surrogate not in known:
+            raise ValueError(f"surrogate '{surrogate}' unknown; available: {', '.join(known)}")
         self.layers = nn.ModuleDict(layers)
         self.surrogate, self.alpha, self.dt = surrogate, float(alpha), float(dt)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes (T, B, *in) -> output spikes (T, B, classes)."""
+    def forward(self, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        """Spikes (T, B, *in) -> output spikes (T, B, classes).
+
+        With ``steps``, ``x`` is (B, *in) held constant for ``steps`` steps (direct input): the
+        stateless layers before the first neuron then run once instead of ``steps`` times; the
+        result is the same as passing ``x`` repeated over time.
+        """
         from norse.torch import LIFBoxCell, LIFCell
 
-        T, B = x.shape[:2]
-        h = x
-        for m in self.layers.values():
+        modules = list(self.layers.values())
+        if steps is not None:
+            B, T = x.shape[0], int(steps)
+            h = x
+            while modules and not _is_neuron(modules[0]):
+                h = modules.pop(0)(h)
+            h = h.unsqueeze(0).expand((T,) + tuple(h.shape))
+        else:
+            T, B = x.shape[:2]
+            h = x
+        for m in modules:
             if isinstance(m, LIFBoxCell):
                 h = lif_box_over_time(h, m, self.surrogate, self.alpha)
             elif isinstance(m, LIFCell):  # current-based: Norse's own cell, step by step

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -110,6 +111,21 @@ def evaluate(model, x_enc: np.ndarray, y: np.ndarray, device: str, batch: int = 
     return correct / len(x_enc)
 
 
+#: learning-rate schedules by name: (base lr, epoch index, total epochs) -> lr of that epoch
+LR_SCHEDULES = {
+    "constant": lambda lr, e, n: lr,
+    "cosine": lambda lr, e, n: lr * 0.5 * (1.0 + math.cos(math.pi * e / max(n, 1))),
+}
+
+
+def lr_for_epoch(tcfg: dict, epoch: int) -> float:
+    """The learning rate of ``epoch`` (0-based): a pure function of the config, so resume needs no state."""
+    name = tcfg.get("lr_schedule", "constant")
+    if name not in LR_SCHEDULES:
+        raise InputError(f"train.lr_schedule '{name}' unknown; available: {', '.join(LR_SCHEDULES)}")
+    return LR_SCHEDULES[name](float(tcfg["lr"]), epoch, int(tcfg["epochs"]))
+
+
 def train_epoch(step, x, y, enc: dict, batch_size: int, gen) -> Tuple[float, float]:
     """One pass over (x, y) on the device in seeded random order; returns (mean loss, accuracy)."""
     import torch
@@ -119,7 +135,10 @@ def train_epoch(step, x, y, enc: dict, batch_size: int, gen) -> Tuple[float, flo
     tot_ok = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(x), batch_size):
         idx = perm[i:i + batch_size]
-        loss, ok = step(encode_batch(x[idx], enc, gen), y[idx])
+        if enc["kind"] == "direct":  # constant input: the model runs its first stateless layers once
+            loss, ok = step(x[idx] * enc.get("scale", 1.0), y[idx], enc["steps"])
+        else:
+            loss, ok = step(encode_batch(x[idx], enc, gen), y[idx])
         tot_loss += loss * len(idx)
         tot_ok += ok
     return float(tot_loss) / len(x), int(tot_ok) / len(x)  # one host sync per epoch
@@ -131,9 +150,9 @@ def make_step(model, opt, device: str, amp: bool, compile_model: bool):
 
     fwd = torch.compile(model) if compile_model else model
 
-    def step(spikes, labels):
+    def step(spikes, labels, steps=None):
         with autocast(device, amp):
-            counts = fwd(spikes).sum(0).float()
+            counts = fwd(spikes, steps).sum(0).float()
         loss = torch.nn.functional.cross_entropy(counts, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,7 +194,9 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     gen = torch.Generator(device=dev).manual_seed(tcfg["seed"])
     history, first_epoch = [], 0
     ckpt_path = out_dir / "checkpoint.pt"
-    resume_hash = config_hash({**cfg, "train": {**tcfg, "epochs": None}})  # more epochs may be asked for
+    # more epochs may be asked for on resume, unless the schedule depends on the total
+    extendable = tcfg.get("lr_schedule", "constant") == "constant"
+    resume_hash = config_hash({**cfg, "train": {**tcfg, "epochs": None if extendable else tcfg["epochs"]}})
     if resume and ckpt_path.is_file():
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if saved.get("resume_hash") != resume_hash:
@@ -194,8 +215,10 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
                file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 10.0)
     for epoch in bar:
         model.train()
+        for group in opt.param_groups:
+            group["lr"] = lr_for_epoch(tcfg, epoch)
         loss, acc = train_epoch(step, xtr, ytr, enc, tcfg["batch_size"], gen)
-        history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc})
+        history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "lr": opt.param_groups[0]["lr"]})
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
         _save_checkpoint(ckpt_path, {"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                                      "generator": gen.get_state(), "epoch": epoch + 1, "history": history,

@@ -1,0 +1,71 @@
+"""Training-side pieces: the direct-input shortcut and the learning-rate schedules."""
+
+import math
+
+import pytest
+import torch
+
+from snndeploy.errors import InputError
+from snndeploy.networks import SpikingConvNet, SpikingMLP
+from snndeploy.train import lr_for_epoch
+
+
+@pytest.mark.parametrize("build", [
+    lambda: SpikingConvNet((1, 12, 12), 4, channels=(4, 6), hidden=16, init_gain=[20.0, 40.0, 60.0, 60.0]),
+    lambda: SpikingMLP(20, [16], 4, init_gain=[8.0, 16.0]),
+])
+def test_constant_input_shortcut_equals_repeated_input(build):
+    """forward(x, steps) runs the first layers once; it must equal the input repeated over time."""
+    torch.manual_seed(0)
+    model = build().double()
+    x = (4 * torch.rand((5,) + model.input_shape, dtype=torch.float64)).requires_grad_()
+    T = 12
+    fast = model(x, T)
+    slow = model(x.unsqueeze(0).expand((T,) + tuple(x.shape)))
+    assert fast.shape == slow.shape == (T, 5, 4)
+    assert fast.sum() > 0  # something spiked, so the comparison says something
+    assert torch.equal(fast, slow)
+    # gradients agree too (surrogate backward through the expanded first layer)
+    g_fast = torch.autograd.grad(fast.sum(), x)[0]
+    g_slow = torch.autograd.grad(slow.sum(), x)[0]
+    assert torch.allclose(g_fast, g_slow, rtol=1e-10, atol=1e-12)
+
+
+def test_lr_schedules():
+    t = {"lr": 0.01, "epochs": 4}
+    assert [lr_for_epoch(t, e) for e in range(4)] == [0.01] * 4
+    cos = [lr_for_epoch({**t, "lr_schedule": "cosine"}, e) for e in range(4)]
+    assert cos[0] == 0.01
+    assert all(a > b > 0 for a, b in zip(cos, cos[1:]))
+    assert math.isclose(cos[2], 0.005)  # half way: half the rate
+
+
+def test_unknown_lr_schedule_is_named():
+    with pytest.raises(InputError, match="lr_schedule 'warm'.*constant, cosine"):
+        lr_for_epoch({"lr": 0.1, "epochs": 2, "lr_schedule": "warm"}, 0)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 25.0])
+def test_fast_sigmoid_surrogate_slope(alpha):
+    from snndeploy.networks import spike_fn
+
+    x = torch.tensor([-0.5, -0.04, 0.0, 0.02, 0.3], dtype=torch.float64, requires_grad=True)
+    z = spike_fn(x, "fast_sigmoid", alpha)
+    assert z.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]  # strict: x = 0 does not spike
+    (g,) = torch.autograd.grad(z.sum(), x)
+    # d/dx of the fast sigmoid x / (1 + alpha|x|), scaled to slope alpha: 1 / (1 + alpha|x|)^2
+    h = 1e-7
+    fs = lambda v: v / (1 + alpha * abs(v))  # noqa: E731
+    numeric = [(fs(v + h) - fs(v - h)) / (2 * h) for v in x.tolist()]
+    assert g.tolist() == pytest.approx(numeric, rel=1e-5)
+
+
+def test_norse_superspike_still_ignores_alpha():
+    """Why we carry our own fast sigmoid: Norse 1.1.0's "super" has slope 1 whatever alpha says.
+
+    If this fails, Norse fixed it; "super" configs would then train differently than measured."""
+    from norse.torch.functional.threshold import threshold
+
+    x = torch.tensor([0.1, -0.2], requires_grad=True)
+    grads = [torch.autograd.grad(threshold(x, "super", torch.as_tensor(a)).sum(), x)[0] for a in (1.0, 100.0)]
+    assert torch.equal(grads[0], grads[1])
