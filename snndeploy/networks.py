@@ -24,49 +24,44 @@ from torch import nn
 NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
 
 
-class SigmoidSurrogate(torch.autograd.Function):
-    """Heaviside forward, derivative of ``sigmoid(alpha * x)`` backward (not in Norse 1.1.0)."""
-
-    @staticmethod
-    def forward(ctx, x, alpha: float):
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        s = torch.sigmoid(ctx.alpha * x)
-        return grad * ctx.alpha * s * (1 - s), None
+def _sigmoid_slope(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Derivative of ``sigmoid(alpha * x)``."""
+    s = torch.sigmoid(alpha * x)
+    return alpha * s * (1 - s)
 
 
-class FastSigmoidSurrogate(torch.autograd.Function):
-    """Heaviside forward, ``1 / (alpha*|x| + 1)^2`` backward (SuperSpike / fast sigmoid, slope ``alpha``).
+def _fast_sigmoid_slope(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``1 / (alpha*|x| + 1)^2``: SuperSpike / fast sigmoid with slope ``alpha``.
 
     Norse 1.1.0's ``SuperSpike`` computes ``1 / (|x| + 1)^2`` and ignores its ``alpha``
     (norse/torch/functional/superspike.py), so its "super" surrogate always has slope 1.
     """
+    return 1.0 / (alpha * x.abs() + 1.0) ** 2
+
+
+class HeavisideSurrogate(torch.autograd.Function):
+    """``x > 0`` forward; backward multiplies by ``slope(x, alpha)``."""
 
     @staticmethod
-    def forward(ctx, x, alpha: float):
+    def forward(ctx, x, alpha: float, slope):
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.alpha, ctx.slope = alpha, slope
         return (x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad / (ctx.alpha * x.abs() + 1.0) ** 2, None
+        return grad * ctx.slope(x, ctx.alpha), None, None
 
 
-#: our surrogates (not in Norse 1.1.0, or broken there): name -> autograd function
-OWN_SURROGATES = {"sigmoid": SigmoidSurrogate, "fast_sigmoid": FastSigmoidSurrogate}
+#: our surrogates (not in Norse 1.1.0, or broken there): name -> slope function
+OWN_SURROGATES = {"sigmoid": _sigmoid_slope, "fast_sigmoid": _fast_sigmoid_slope}
 
 
 def spike_fn(x: torch.Tensor, method: str, alpha: float) -> torch.Tensor:
     """``x > 0`` forward (strict, as Norse's Heaviside and Lava's ``v > vth``); surrogate backward."""
     if method in OWN_SURROGATES:
-        return OWN_SURROGATES[method].apply(x, alpha)
+        return HeavisideSurrogate.apply(x, alpha, OWN_SURROGATES[method])
     from norse.torch.functional.threshold import threshold
 
     return threshold(x, method, torch.as_tensor(alpha))
