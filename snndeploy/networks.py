@@ -227,24 +227,38 @@ def build_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
 
 
 class SpikingConvNet(SpikingNet):
-    """A small convolutional SNN for 1x28x28 images (Fashion-MNIST)::
+    """A small convolutional SNN for 1x28x28 images (Fashion-MNIST), in one of two layouts::
 
-        conv1 (C1, k5, pad 2) -> lif1 -> pool1 (avg 2) -> conv2 (C2, k3, stride 2, pad 1) -> lif2
-        -> flat -> fc3 (hidden) -> lif3 -> fc4 (classes) -> lif4
+        "lif-pool": conv1 (C1, k5, pad 2) -> lif1 -> pool1 (avg 2) -> conv2 (C2, k3, stride 2, pad 1) -> lif2
+        "pool-lif": conv1 (C1, k5, pad 2) -> pool1 (avg 2) -> lif1 -> conv2 (C2, k3, pad 1) -> pool2 (avg 2) -> lif2
+
+    both followed by ``flat -> fc3 (hidden) -> lif3 -> fc4 (classes) -> lif4``. "pool-lif" pools
+    the synaptic current (linear, so conv+pool is one linear map, composed into one matrix on
+    Lava) and has 4x fewer first-layer neurons: about half the training time for the same shapes.
     """
+
+    LAYOUTS = ("lif-pool", "pool-lif")
 
     def __init__(self, in_shape: Sequence[int], n_out: int, *, channels=(16, 32), hidden: int = 128,
                  tau_mem: float = 1e-2, v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
-                 init_gain: float = 1.0, surrogate: str = "super"):
+                 init_gain: float = 1.0, surrogate: str = "super", layout: str = "lif-pool"):
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"conv layout '{layout}' unknown; available: {', '.join(self.LAYOUTS)}")
         c_in, h, w = (int(d) for d in in_shape)
         c1, c2 = channels
         lif = lambda: _lif(tau_mem, v_th, dt, surrogate_alpha)  # noqa: E731
-        layers: Dict[str, nn.Module] = {
-            "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "lif1": lif(), "pool1": nn.AvgPool2d(2),
-            "conv2": nn.Conv2d(c1, c2, 3, stride=2, padding=1), "lif2": lif(), "flat": nn.Flatten(),
-            "fc3": nn.Linear(c2 * ((h // 2 + 1) // 2) * ((w // 2 + 1) // 2), hidden), "lif3": lif(),
-            "fc4": nn.Linear(hidden, n_out), "lif4": lif(),
-        }
+        if layout == "lif-pool":
+            layers: Dict[str, nn.Module] = {
+                "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "lif1": lif(), "pool1": nn.AvgPool2d(2),
+                "conv2": nn.Conv2d(c1, c2, 3, stride=2, padding=1), "lif2": lif()}
+            flat = c2 * ((h // 2 + 1) // 2) * ((w // 2 + 1) // 2)
+        else:
+            layers = {
+                "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "pool1": nn.AvgPool2d(2), "lif1": lif(),
+                "conv2": nn.Conv2d(c1, c2, 3, padding=1), "pool2": nn.AvgPool2d(2), "lif2": lif()}
+            flat = c2 * (h // 4) * (w // 4)
+        layers.update({"flat": nn.Flatten(), "fc3": nn.Linear(flat, hidden), "lif3": lif(),
+                       "fc4": nn.Linear(hidden, n_out), "lif4": lif()})
         weighted = [m for m in layers.values() if isinstance(m, (nn.Linear, nn.Conv2d))]
         for m, g in zip(weighted, _gains(init_gain, len(weighted))):
             _init(m, g)
@@ -262,7 +276,7 @@ def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     return SpikingConvNet(shape, n_out, channels=tuple(m.get("channels", (16, 32))), hidden=m.get("hidden", 128),
                           tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0), dt=cfg["dt"],
                           surrogate_alpha=m.get("surrogate_alpha", 100.0), init_gain=m.get("init_gain", 1.0),
-                          surrogate=m.get("surrogate", "super"))
+                          surrogate=m.get("surrogate", "super"), layout=m.get("layout", "lif-pool"))
 
 
 class GradedMLP(SpikingNet):
