@@ -1,7 +1,7 @@
 """Training throughput: plain eager Norse vs our best configuration, as a ratio in one run.
 
-Workload (issue 5): one training epoch of the Fashion-MNIST MLP (784-256-128-10 LIF, Poisson
-rate code, T = 25, batch 256, Adam). Baseline "plain eager Norse": Norse's own modules
+Workload (issue 5): one training epoch of the Fashion-MNIST MLP (hidden widths from
+``models/fashion_mlp.toml``, LIF, Poisson rate code, T = 25, batch 256, Adam). Baseline "plain eager Norse": Norse's own modules
 (``norse.torch.SequentialState`` of Linear + LIFBoxCell) stepped once per time step, float32,
 eager, data already on the device (generous to the baseline). Variants of ours, each adding to
 the previous: layer-by-layer over time (one matmul per layer for all T steps), bf16 autocast
@@ -26,9 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from snndeploy.networks import SpikingMLP  # noqa: E402
-from snndeploy.train import autocast, encode_batch  # noqa: E402
+from snndeploy.train import autocast, encode_batch, load_model_config  # noqa: E402
 
-T, BATCH, HIDDEN = 25, 256, [256, 128]
+T, BATCH = 25, 256
+HIDDEN = list(load_model_config("fashion_mlp")["model"]["hidden"])
 
 
 def norse_baseline(n_in: int, n_out: int):
@@ -84,6 +85,49 @@ def run_epoch(model, x, y, device, amp, compile_model, gen, max_batches=None):
     return n / (time.perf_counter() - start)
 
 
+def conv_direct_input(ds, device, max_batches=None, batch: int = 64) -> dict:
+    """``models/fashion_conv.toml`` (direct input): the image repeated over T vs the first layer once."""
+    from snndeploy.networks import ARCHITECTURES
+
+    cfg = load_model_config("fashion_conv")
+    steps = cfg["encoding"]["steps"]
+    x = torch.as_tensor(ds.x_train.reshape((len(ds.x_train), 1, 28, 28)), device=device)
+    y = torch.as_tensor(ds.y_train, device=device)
+    n = len(x) if max_batches is None else min(len(x), max_batches * batch)
+    out = {"workload": f"fashion_conv ({cfg['model'].get('layout', 'lif-pool')}), direct input, T={steps}, "
+                       f"batch {batch}, {n} samples", "results": []}
+    for label, shortcut in (("input repeated over time (baseline)", False), ("first layer once (ours)", True)):
+        torch.manual_seed(0)
+        model = ARCHITECTURES["conv"](cfg, (1, 28, 28), 10).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step(xb, yb):
+            if shortcut:
+                counts = model(xb, steps).sum(0)
+            else:
+                counts = model(xb.unsqueeze(0).expand((steps,) + tuple(xb.shape)).contiguous()).sum(0)
+            loss = torch.nn.functional.cross_entropy(counts, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        step(x[:batch], y[:batch])  # warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(0, n, batch):
+            last = step(x[i:i + batch], y[i:i + batch])
+        float(last)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        sps = n / (time.perf_counter() - start)
+        out["results"].append({"variant": label, "samples_per_s": sps})
+        print(f"conv: {label:45s} {sps:10.1f} samples/s", flush=True)
+    out["ratio"] = out["results"][1]["samples_per_s"] / out["results"][0]["samples_per_s"]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", help="Fashion-MNIST IDX folder (default: the Debian package's)")
@@ -117,10 +161,12 @@ def main(argv=None) -> int:
     base = results[0]["samples_per_s"]
     for r in results:
         r["ratio_vs_baseline"] = r["samples_per_s"] / base
-    out = {"workload": f"Fashion-MNIST MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-10, T={T}, batch {BATCH}, one epoch"
+    conv = conv_direct_input(ds, device, args.max_batches)
+    out = {"workload": f"Fashion-MNIST MLP 784-{'-'.join(map(str, HIDDEN))}-10, T={T}, batch {BATCH}, one epoch"
                        + (f" ({args.max_batches} batches)" if args.max_batches else ""),
            "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-           "torch": torch.__version__, "python": platform.python_version(), "results": results}
+           "torch": torch.__version__, "python": platform.python_version(), "results": results,
+           "conv_direct_input": conv}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}; best ratio vs baseline: {max(r['ratio_vs_baseline'] for r in results):.2f}x")

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import InputError
+
 #: surrogate names handled by Norse's ``threshold`` function
 NORSE_SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
 
@@ -124,7 +126,7 @@ class SpikingNet(nn.Module):
         super().__init__()
         known = NORSE_SURROGATES + tuple(OWN_SURROGATES)
         if surrogate not in known:
-            raise ValueError(f"surrogate '{surrogate}' unknown; available: {', '.join(known)}")
+            raise InputError(f"model.surrogate '{surrogate}' unknown; available: {', '.join(known)}")
         self.layers = nn.ModuleDict(layers)
         self.surrogate, self.alpha, self.dt = surrogate, float(alpha), float(dt)
 
@@ -178,7 +180,7 @@ def _gains(init_gain, n: int) -> List[float]:
         return [float(init_gain)] * n
     gains = [float(g) for g in init_gain]
     if len(gains) != n:
-        raise ValueError(f"init_gain lists {len(gains)} gains for {n} weighted layers")
+        raise InputError(f"model.init_gain lists {len(gains)} gains for {n} weighted layers")
     return gains
 
 
@@ -243,7 +245,7 @@ class SpikingConvNet(SpikingNet):
                  tau_mem: float = 1e-2, v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
                  init_gain: float = 1.0, surrogate: str = "super", layout: str = "lif-pool"):
         if layout not in self.LAYOUTS:
-            raise ValueError(f"conv layout '{layout}' unknown; available: {', '.join(self.LAYOUTS)}")
+            raise InputError(f"model.layout '{layout}' unknown; available: {', '.join(self.LAYOUTS)}")
         c_in, h, w = (int(d) for d in in_shape)
         c1, c2 = channels
         lif = lambda: _lif(tau_mem, v_th, dt, surrogate_alpha)  # noqa: E731
@@ -270,7 +272,7 @@ def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
     shape = tuple(int(d) for d in m.get("input_shape", in_shape))  # e.g. [1, 8, 8] for the flat digits
     if int(np.prod(shape)) != int(np.prod(in_shape)):
-        raise ValueError(f"model.input_shape {shape} does not hold the dataset's {tuple(in_shape)} values")
+        raise InputError(f"model.input_shape {shape} does not hold the dataset's {tuple(in_shape)} values")
     if len(shape) == 2:  # grey images: one channel
         shape = (1,) + shape
     return SpikingConvNet(shape, n_out, channels=tuple(m.get("channels", (16, 32))), hidden=m.get("hidden", 128),

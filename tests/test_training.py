@@ -69,3 +69,30 @@ def test_norse_superspike_still_ignores_alpha():
     x = torch.tensor([0.1, -0.2], requires_grad=True)
     grads = [torch.autograd.grad(threshold(x, "super", torch.as_tensor(a)).sum(), x)[0] for a in (1.0, 100.0)]
     assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("field,value,named", [
+    ("layout", "pool-pool", "model.layout 'pool-pool' unknown; available: lif-pool, pool-lif"),
+    ("surrogate", "smooth", "model.surrogate 'smooth' unknown"),
+    ("init_gain", [1.0, 2.0], "model.init_gain lists 2 gains for 4 weighted layers"),
+])
+def test_bad_model_config_names_the_field(field, value, named, tmp_path):
+    from snndeploy.train import load_model_config, train
+
+    cfg = load_model_config("digits_conv")
+    cfg["model"][field] = value
+    with pytest.raises(InputError, match=named.replace("(", r"\(")):
+        train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
+    assert not (tmp_path / "model.nir").exists() and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_bad_model_config_exits_2_from_the_cli(tmp_path, capsys):
+    from snndeploy.cli import main
+    from snndeploy.train import MODELS_DIR
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text((MODELS_DIR / "digits_conv.toml").read_text().replace("[model]\n", '[model]\nlayout = "pool-pool"\n', 1))
+    rc = main(["train", "--model", str(cfg), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert "model.layout 'pool-pool' unknown" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.nir").exists()
