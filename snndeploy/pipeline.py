@@ -80,10 +80,59 @@ def _progress_bar(name: str):
     return bar, update
 
 
+#: every backend records every node's output (and each neuron's v) over time in float64
+RECORD_BYTES = 8
+#: a run may plan to use at most this fraction of the memory the OS reports available
+MEMORY_HEADROOM = 0.8
+
+
+def available_memory_bytes() -> Optional[int]:
+    """``MemAvailable`` from /proc/meminfo, or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def record_bytes_per_sample(graph, steps: int, n_backends: int) -> int:
+    """Bytes the records of one sample take: every node's output and every neuron's v, per
+    backend, in float64, plus two copies of the input (the caller's and the float64 check)."""
+    from .nodes import NeuronParams, params_of
+
+    in_node, _ = G.io_nodes(graph)
+    per_step = 0
+    for name, node in graph.nodes.items():
+        size = int(np.prod(G.node_shape(node)))
+        per_step += size
+        if name != in_node and type(node).__name__ != "Output" and isinstance(params_of(name, node), NeuronParams):
+            per_step += size  # v
+    in_size = int(np.prod(G.node_shape(graph.nodes[in_node])))
+    return steps * RECORD_BYTES * (n_backends * per_step + 2 * in_size)
+
+
+def check_memory(graph, samples: int, steps: int, names: Sequence[str]) -> None:
+    """Refuse, before anything runs, a job whose records would not fit in memory (instead of being
+    killed by the OS half way with nothing said)."""
+    per_sample = record_bytes_per_sample(graph, steps, len(names))
+    avail = available_memory_bytes()
+    if avail is None or per_sample * samples <= MEMORY_HEADROOM * avail:
+        return
+    fits = int(MEMORY_HEADROOM * avail // per_sample)
+    raise InputError(f"{samples} samples x {steps} steps on {len(names)} backend(s) ({', '.join(names)}) would "
+                     f"record about {per_sample * samples / 2**30:.1f} GiB (every node's output and every neuron's "
+                     f"v in float64, per backend); this machine has {avail / 2**30:.1f} GiB available. "
+                     f"Use --samples {fits} or fewer (or fewer backends)")
+
+
 def run_backends(graph, names: Sequence[str], spikes: np.ndarray, dt: float, show_progress: bool = True):
     from .backends import get_backend
 
     backends = [get_backend(n) for n in names]  # unknown names fail before anything runs
+    check_memory(graph, int(spikes.shape[0]), int(spikes.shape[1]), names)
     results = {}
     for b in backends:
         bar, update = _progress_bar(b.name) if show_progress else (None, None)
