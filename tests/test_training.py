@@ -96,3 +96,16 @@ def test_bad_model_config_exits_2_from_the_cli(tmp_path, capsys):
     assert rc == 2
     assert "model.layout 'pool-pool' unknown" in capsys.readouterr().err
     assert not (tmp_path / "out" / "model.nir").exists()
+
+
+def test_sigmoid_surrogate_slope():
+    from snndeploy.networks import spike_fn
+
+    alpha = 2.0
+    x = torch.tensor([-1.0, -0.1, 0.05, 0.7], dtype=torch.float64, requires_grad=True)
+    z = spike_fn(x, "sigmoid", alpha)
+    assert z.tolist() == [0.0, 0.0, 1.0, 1.0]
+    (g,) = torch.autograd.grad(z.sum(), x)
+    h = 1e-7
+    sig = lambda v: 1 / (1 + math.exp(-alpha * v))  # noqa: E731
+    assert g.tolist() == pytest.approx([(sig(v + h) - sig(v - h)) / (2 * h) for v in x.tolist()], rel=1e-5)
