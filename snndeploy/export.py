@@ -81,6 +81,16 @@ def export_lif_box(name: str, m, dt: float, shape):
                    v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape))
 
 
+def export_li_box(name: str, m, dt: float, shape):
+    """Norse LIBoxCell (leaky integrator, no current term): NIR LI with tau = 1/tau_mem_inv s, r = 1."""
+    import nir
+
+    if abs(float(m.dt) - dt) > 1e-12:
+        raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
+    p = m.p
+    return nir.LI(tau=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32), v_leak=_np(p.v_leak, shape))
+
+
 def refuse_graded_neuron(name: str, m, dt: float, shape):
     """The graded neuron has no faithful NIR (and so no Lava) form; say exactly which part."""
     raise GraphError(
@@ -112,21 +122,20 @@ def export_lif_cell(name: str, m, dt: float, shape):
 
 
 def _exporters() -> Dict[type, Callable]:
-    from norse.torch import LIFBoxCell, LIFCell
+    from norse.torch import LIBoxCell, LIFBoxCell, LIFCell
 
     from .networks import GradedNeuron
 
     return {nn.Linear: export_linear, nn.Conv2d: export_conv2d, nn.AvgPool2d: export_avgpool2d,
             nn.Flatten: export_flatten, LIFBoxCell: export_lif_box, LIFCell: export_lif_cell,
+            LIBoxCell: export_li_box,
             GradedNeuron: refuse_graded_neuron}
 
 
 def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
-    from norse.torch import LIFBoxCell, LIFCell
+    from .networks import _is_neuron
 
-    from .networks import GradedNeuron
-
-    if isinstance(m, (LIFBoxCell, LIFCell, GradedNeuron)):  # neurons keep their input's shape
+    if _is_neuron(m):  # neurons keep their input's shape
         return shape
     try:
         with torch.no_grad():

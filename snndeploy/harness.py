@@ -7,7 +7,8 @@ backends agree on a node when their arrays are equal entry by entry.
 - first divergence = the earliest (sample, step) at which any spiking node differs,
   ties broken by graph order, with the neuron's flat index;
 - prediction = argmax over classes of the output summed over time (spike counts
-  for a spiking output), ties to the lowest index;
+  for a spiking output, the summed membrane potential for an LI readout), ties to the
+  lowest index;
 - prediction agreement = fraction of samples with equal predictions.
 """
 
@@ -42,6 +43,20 @@ def spiking_nodes(graph) -> List[str]:
         if isinstance(p, NeuronParams) and p.spiking:
             names.append(n)
     return names
+
+
+def readout_description(graph) -> str:
+    """How predictions are read from this graph's output: spike counts or a summed membrane potential."""
+    _, out_node = G.io_nodes(graph)
+    sources = G.predecessors(graph)[out_node]
+    params = [params_of(n, graph.nodes[n]) for n in sources]
+    if params and all(isinstance(p, NeuronParams) and p.spiking for p in params):
+        return "argmax over classes of the output spike counts (output summed over time)"
+    if params and all(isinstance(p, NeuronParams) for p in params):
+        kinds = "/".join(sorted({p.kind for p in params}))
+        return (f"argmax over classes of the output {kinds} membrane potential summed over time "
+                "(= averaged: a non-spiking readout)")
+    return "argmax over classes of the output summed over time (graded output)"
 
 
 def predictions(output: np.ndarray) -> np.ndarray:
@@ -79,7 +94,11 @@ def compare_pair(graph, a_name: str, a_out: Dict[str, np.ndarray], b_name: str, 
     pa, pb = predictions(a_out[out_node]), predictions(b_out[out_node])
     pred_agree = float(np.mean(pa == pb))
     min_spike = min((v["spike_agreement"] for v in nodes.values()), default=1.0)
+    extra = {}
+    if not np.isin(a_out[out_node], (0.0, 1.0)).all():  # graded output (e.g. LI readout): how far apart
+        extra["output_max_abs_diff"] = float(np.max(np.abs(a_out[out_node] - b_out[out_node]), initial=0.0))
     return {
+        **extra,
         "a": a_name, "b": b_name,
         "spike_agreement": min_spike,
         "spike_agreement_how": "minimum over spiking nodes of the fraction of equal entries (samples x steps x neurons)",

@@ -14,7 +14,7 @@ mixed precision (bf16 autocast covers only the matmuls/convolutions).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -88,6 +88,23 @@ def lif_box_over_time(i_seq: torch.Tensor, cell, method: str, alpha: float) -> t
     return torch.stack(out)
 
 
+def li_box_over_time(i_seq: torch.Tensor, cell) -> torch.Tensor:
+    """Run a Norse ``LIBoxCell``'s equations over (T, B, ...) input currents; returns the voltages.
+
+    Per step (Norse ``li_box_feed_forward_step``): ``v <- v + dt*tau_inv*((v_leak - v) + i)``; the
+    output is ``v`` (no threshold, no reset); initial ``v = v_leak``.
+    """
+    p, dt = cell.p, cell.dt
+    if i_seq.dtype in (torch.float16, torch.bfloat16):
+        i_seq = i_seq.float()
+    v = torch.zeros_like(i_seq[0]) + p.v_leak
+    out = []
+    for i in i_seq:
+        v = v + dt * p.tau_mem_inv * ((p.v_leak - v) + i)
+        out.append(v)
+    return torch.stack(out)
+
+
 class GradedNeuron(nn.Module):
     """A neuron with a decaying inner state, a refractory penalty and a graded output.
 
@@ -114,9 +131,9 @@ class GradedNeuron(nn.Module):
 
 
 def _is_neuron(m: nn.Module) -> bool:
-    from norse.torch import LIFBoxCell, LIFCell
+    from norse.torch import LIBoxCell, LIFBoxCell, LIFCell
 
-    return isinstance(m, (LIFBoxCell, LIFCell, GradedNeuron))
+    return isinstance(m, (LIFBoxCell, LIFCell, LIBoxCell, GradedNeuron))
 
 
 class SpikingNet(nn.Module):
@@ -137,7 +154,7 @@ class SpikingNet(nn.Module):
         stateless layers before the first neuron then run once instead of ``steps`` times; the
         result is the same as passing ``x`` repeated over time.
         """
-        from norse.torch import LIFBoxCell, LIFCell
+        from norse.torch import LIBoxCell, LIFBoxCell, LIFCell
 
         modules = list(self.layers.values())
         if steps is not None:
@@ -158,6 +175,8 @@ class SpikingNet(nn.Module):
                     z, state = m(h[t].float() if h.dtype in (torch.float16, torch.bfloat16) else h[t], state)
                     outs.append(z)
                 h = torch.stack(outs)
+            elif isinstance(m, LIBoxCell):
+                h = li_box_over_time(h, m)
             elif isinstance(m, GradedNeuron):
                 h = m.over_time(h)
             else:  # stateless: all steps at once
@@ -174,6 +193,34 @@ def _lif(tau_mem: float, v_th: float, dt: float, alpha: float):
     return LIFBoxCell(p, dt=dt)
 
 
+def _li(tau_mem: float, dt: float):
+    from norse.torch import LIBoxCell, LIBoxParameters
+
+    return LIBoxCell(LIBoxParameters(tau_mem_inv=torch.as_tensor(1.0 / tau_mem)), dt=dt)
+
+
+#: ``readout.kind`` -> (output neuron, how a prediction is made); the harness's rule -- argmax over
+#: classes of the output summed over time -- gives both: spike counts, or the mean membrane potential
+READOUTS = {
+    "spike_count": "output layer LIF; prediction = argmax of output spike counts",
+    "membrane": "output layer LI (leaky integrator, never spikes); prediction = argmax of its membrane "
+                "potential summed (= averaged) over time",
+}
+
+
+def readout_kind(cfg: dict) -> str:
+    kind = cfg.get("readout", {}).get("kind", "spike_count")
+    if kind not in READOUTS:
+        raise InputError(f"readout.kind '{kind}' unknown; available: {', '.join(READOUTS)}")
+    return kind
+
+
+def _output_neuron(readout: str, tau_mem: float, v_th: float, dt: float, alpha: float) -> Tuple[str, nn.Module]:
+    if readout == "membrane":
+        return "li", _li(tau_mem, dt)
+    return "lif", _lif(tau_mem, v_th, dt, alpha)
+
+
 def _gains(init_gain, n: int) -> List[float]:
     """``init_gain``: one number for every layer, or a list with one per weighted layer."""
     if isinstance(init_gain, (int, float)):
@@ -184,14 +231,18 @@ def _gains(init_gain, n: int) -> List[float]:
     return gains
 
 
-def _mlp_layers(sizes: Sequence[int], init_gain, neuron_prefix: str, neuron: Callable[[], nn.Module]):
-    """``fc1, <neuron>1, fc2, <neuron>2, ...`` for layer widths ``sizes``."""
+def _mlp_layers(sizes: Sequence[int], init_gain, neuron_prefix: str, neuron: Callable[[], nn.Module],
+                output: Optional[Tuple[str, nn.Module]] = None):
+    """``fc1, <neuron>1, fc2, <neuron>2, ...`` for layer widths ``sizes``; ``output`` = (prefix, module)
+    replaces the last neuron (e.g. a leaky-integrator readout)."""
     gains = _gains(init_gain, len(sizes) - 1)
     layers: Dict[str, nn.Module] = {}
-    for i in range(len(sizes) - 1):
+    n = len(sizes) - 1
+    for i in range(n):
         layers[f"fc{i + 1}"] = nn.Linear(sizes[i], sizes[i + 1])
         _init(layers[f"fc{i + 1}"], gains[i])
-        layers[f"{neuron_prefix}{i + 1}"] = neuron()
+        prefix, mod = output if (output is not None and i == n - 1) else (neuron_prefix, None)
+        layers[f"{prefix}{i + 1}"] = mod if mod is not None else neuron()
     return layers
 
 
@@ -213,9 +264,10 @@ class SpikingMLP(SpikingNet):
 
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, tau_mem: float = 1e-2,
                  v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
-                 init_gain: float = 1.0, surrogate: str = "super"):
+                 init_gain: float = 1.0, surrogate: str = "super", readout: str = "spike_count"):
         layers = _mlp_layers([n_in, *hidden, n_out], init_gain, "lif",
-                             lambda: _lif(tau_mem, v_th, dt, surrogate_alpha))
+                             lambda: _lif(tau_mem, v_th, dt, surrogate_alpha),
+                             _output_neuron(readout, tau_mem, v_th, dt, surrogate_alpha))
         super().__init__(layers, surrogate, surrogate_alpha, dt)
         self.input_shape = (n_in,)
 
@@ -225,7 +277,8 @@ def build_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     n_in = int(np.prod(in_shape))
     return SpikingMLP(n_in, m["hidden"], n_out, tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0),
                       dt=cfg["dt"], surrogate_alpha=m.get("surrogate_alpha", 100.0),
-                      init_gain=m.get("init_gain", 1.0), surrogate=m.get("surrogate", "super"))
+                      init_gain=m.get("init_gain", 1.0), surrogate=m.get("surrogate", "super"),
+                      readout=readout_kind(cfg))
 
 
 class SpikingConvNet(SpikingNet):
@@ -243,7 +296,8 @@ class SpikingConvNet(SpikingNet):
 
     def __init__(self, in_shape: Sequence[int], n_out: int, *, channels=(16, 32), hidden: int = 128,
                  tau_mem: float = 1e-2, v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
-                 init_gain: float = 1.0, surrogate: str = "super", layout: str = "lif-pool"):
+                 init_gain: float = 1.0, surrogate: str = "super", layout: str = "lif-pool",
+                 readout: str = "spike_count"):
         if layout not in self.LAYOUTS:
             raise InputError(f"model.layout '{layout}' unknown; available: {', '.join(self.LAYOUTS)}")
         c_in, h, w = (int(d) for d in in_shape)
@@ -259,8 +313,9 @@ class SpikingConvNet(SpikingNet):
                 "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "pool1": nn.AvgPool2d(2), "lif1": lif(),
                 "conv2": nn.Conv2d(c1, c2, 3, padding=1), "pool2": nn.AvgPool2d(2), "lif2": lif()}
             flat = c2 * (h // 4) * (w // 4)
+        out_prefix, out_neuron = _output_neuron(readout, tau_mem, v_th, dt, surrogate_alpha)
         layers.update({"flat": nn.Flatten(), "fc3": nn.Linear(flat, hidden), "lif3": lif(),
-                       "fc4": nn.Linear(hidden, n_out), "lif4": lif()})
+                       "fc4": nn.Linear(hidden, n_out), f"{out_prefix}4": out_neuron})
         weighted = [m for m in layers.values() if isinstance(m, (nn.Linear, nn.Conv2d))]
         for m, g in zip(weighted, _gains(init_gain, len(weighted))):
             _init(m, g)
@@ -278,7 +333,8 @@ def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     return SpikingConvNet(shape, n_out, channels=tuple(m.get("channels", (16, 32))), hidden=m.get("hidden", 128),
                           tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0), dt=cfg["dt"],
                           surrogate_alpha=m.get("surrogate_alpha", 100.0), init_gain=m.get("init_gain", 1.0),
-                          surrogate=m.get("surrogate", "super"), layout=m.get("layout", "lif-pool"))
+                          surrogate=m.get("surrogate", "super"), layout=m.get("layout", "lif-pool"),
+                          readout=readout_kind(cfg))
 
 
 class GradedMLP(SpikingNet):

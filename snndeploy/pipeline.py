@@ -18,7 +18,7 @@ import numpy as np
 
 from . import graph as G
 from .errors import InputError
-from .harness import Tolerances, accuracy, compare_pair
+from .harness import Tolerances, accuracy, compare_pair, readout_description
 from .synops import count_ops, counts_equal, energy_summary, mapping_estimate, ops_summary
 from .targets import known_targets, load_target
 
@@ -187,6 +187,7 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
     results = run_backends(graph, names, x, dt, show_progress)
     report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": int(x.shape[0]),
               "steps": int(x.shape[1]), "reference": names[0], "backends": {}, "pairs": [],
+              "accuracy_how": readout_description(graph),
               "tolerances": {"min_spike_agreement": tol.min_spike_agreement,
                              "min_prediction_agreement": tol.min_prediction_agreement}}
     counts = {}

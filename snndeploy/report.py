@@ -41,6 +41,8 @@ def render_markdown(rep: dict) -> str:
                        f"(spikes equal: {'yes' if pair['spikes_equal'] else 'no'}"
                        + ("; MUST be equal when spikes are" if pair["spikes_equal"] and not pair["counts_equal"] else "")
                        + ")")
+        if "output_max_abs_diff" in pair:
+            out.append(f"- graded output: largest difference {pair['output_max_abs_diff']:.3g}")
         fd = pair["first_divergence"]
         out.append("- first divergence: none (all spiking nodes identical)" if fd is None else
                    f"- first divergence: node `{fd['node']}`, sample {fd['sample']}, step {fd['step']}, "
@@ -57,8 +59,8 @@ def render_markdown(rep: dict) -> str:
         ref = rep["backends"][rep["reference"]]["energy"]
         out += ["", f"## SynOps and energy per sample (target `{ref['target']}`)", "", f"How: {ref['how']}."]
     out += quantization_markdown(rep["backends"])
-    out += ["", "Accuracy: argmax over classes of the output summed over time (spike counts), "
-                "against the given labels, per backend on the same encoded input."]
+    how = rep.get("accuracy_how", "argmax over classes of the output summed over time")
+    out += ["", f"Accuracy: {how}, against the given labels, per backend on the same encoded input."]
     return "\n".join(out) + "\n"
 
 

@@ -219,7 +219,8 @@ def render_html(rep: dict, results: dict, graph) -> str:
         parts += ["<h2>Agreement per layer over time</h2>", agree]
     parts += _energy_html(rep)
     parts += _quantization_html(rep)
-    parts.append("<p class='how'>Accuracy: argmax over classes of the output summed over time, against the labels."
+    how = html.escape(rep.get("accuracy_how", "argmax over classes of the output summed over time"))
+    parts.append(f"<p class='how'>Accuracy: {how}, against the labels."
                  " Values marked <span class='est'>estimate</span> are not published measurements.</p></body></html>")
     return "\n".join(parts)
 

@@ -98,7 +98,8 @@ def autocast(device: str, amp: bool):
 
 
 def evaluate(model, x_enc: np.ndarray, y: np.ndarray, device: str, batch: int = 256, amp: bool = False) -> float:
-    """Accuracy of spike-count readout on pre-encoded inputs (n, T, *shape)."""
+    """Accuracy on pre-encoded inputs (n, T, *shape): argmax of the output summed over time (spike
+    counts, or the LI readout's summed membrane potential), as the harness predicts."""
     import torch
 
     correct = 0
@@ -145,7 +146,8 @@ def train_epoch(step, x, y, enc: dict, batch_size: int, gen) -> Tuple[float, flo
 
 
 def make_step(model, opt, device: str, amp: bool, compile_model: bool):
-    """The training step: forward (optionally compiled, bf16 autocast), CE on spike counts, Adam."""
+    """The training step: forward (optionally compiled, bf16 autocast), CE on the output summed over
+    time (spike counts, or the LI readout's summed membrane potential), Adam."""
     import torch
 
     fwd = torch.compile(model) if compile_model else model
@@ -171,7 +173,7 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     from .backends.norse_backend import resolve_device
     from .export import to_nir
     from .graph import save_graph
-    from .networks import ARCHITECTURES
+    from .networks import ARCHITECTURES, READOUTS, readout_kind
 
     cfg = json.loads(json.dumps(cfg))  # resolved copy
     if epochs is not None:
@@ -234,7 +236,8 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
                "train_wall_s": wall, "amp_bf16": amp, "compiled": bool(tcfg.get("compile", False)),
                "train_samples_per_s": trained_epochs * len(xtr) / wall if trained_epochs else None,
                "history": history, "config_hash": config_hash(cfg), "torch": torch.__version__,
-               "how": "test accuracy: argmax of output spike counts of the trained Norse model (float32) on the "
+               "readout": readout_kind(cfg),
+               "how": f"test accuracy: {READOUTS[readout_kind(cfg)]}, of the trained Norse model (float32) on the "
                       "test split, encoded with the stored seeded encoding"}
     artifacts = {"checkpoint": out_dir / "checkpoint.pt", "metrics": out_dir / "metrics.json",
                  "graph": out_dir / "model.nir"}

@@ -53,6 +53,15 @@ def test_model_trains_exports_and_compares(name, data_dirs, tmp_path):
     dt = G.graph_dt(g, None)
     ref = get_backend("norse").run(g, x, dt)
     lava = get_backend("lava-float").run(g, x, dt)
+    checked = 0
     for node, out in ref.outputs.items():
-        if type(g.nodes[node]).__name__ in ("LIF",):
+        kind = type(g.nodes[node]).__name__
+        if kind == "LIF":
             assert np.mean(lava.outputs[node] == out) >= 0.999, node
+        elif kind == "LI":  # a membrane readout: graded, equal up to float rounding
+            np.testing.assert_allclose(lava.outputs[node], out, rtol=1e-5, atol=1e-5, err_msg=node)
+        checked += kind in ("LIF", "LI")
+    assert checked >= 2
+    readout = cfg.get("readout", {}).get("kind", "spike_count")
+    _, out_node = G.io_nodes(g)
+    assert type(g.nodes[G.predecessors(g)[out_node][0]]).__name__ == ("LI" if readout == "membrane" else "LIF")
