@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir")
     c.add_argument("--out", required=True)
     c.add_argument("--dt", type=float)
+    c.add_argument("--chunk", type=int, help="samples per chunk (one Lava network each; default: all at once when "
+                   "the records fit in memory, else as many as fit); figures are merged over chunks")
     _tolerance_args(c)
 
     e = sub.add_parser("energy", help="operation counts and energy per inference of one backend's run")
@@ -148,7 +150,8 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args,
     from .report import render_markdown
     from .report_html import render_html
 
-    rep, results = compare_runs(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target)
+    rep, results = compare_runs(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target,
+                                chunk=getattr(args, "chunk", None))
     md = render_markdown(rep)
     files = {"report.json": (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode(), "report.md": md.encode(),
              "report.html": render_html(rep, results, graph).encode()}

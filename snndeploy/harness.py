@@ -75,38 +75,67 @@ def first_divergence(a: np.ndarray, b: np.ndarray) -> Optional[Dict[str, int]]:
     return {"sample": int(s), "step": int(t), "neuron": int(n)}
 
 
+SPIKE_AGREEMENT_HOW = "minimum over spiking nodes of the fraction of equal entries (samples x steps x neurons)"
+
+
 def compare_pair(graph, a_name: str, a_out: Dict[str, np.ndarray], b_name: str, b_out: Dict[str, np.ndarray],
-                 out_node: str, tol: Tolerances) -> dict:
+                 out_node: str, tol: Tolerances, sample_offset: int = 0) -> dict:
+    """Agreement of two backends' records; sample indices are reported plus ``sample_offset``
+    (the records' first sample in the whole input, when the input is compared in chunks)."""
     nodes = {}
-    earliest = None
     for n in spiking_nodes(graph):
         if n not in a_out or n not in b_out:
             continue
         a, b = a_out[n], b_out[n]
         if a.shape != b.shape:
             raise ValueError(f"node '{n}': {a_name} recorded shape {a.shape}, {b_name} {b.shape}")
-        agree = float(np.mean(a == b))
         fd = first_divergence(a, b)
-        nodes[n] = {"spike_agreement": agree, "mismatches": int(np.sum(a != b)), "entries": int(a.size),
-                    "first_divergence": fd, "passed": agree >= tol.min_spike_agreement}
+        if fd is not None:
+            fd["sample"] += int(sample_offset)
+        nodes[n] = {"mismatches": int(np.sum(a != b)), "entries": int(a.size), "first_divergence": fd}
+    pa, pb = predictions(a_out[out_node]), predictions(b_out[out_node])
+    pair = {"a": a_name, "b": b_name, "samples": int(len(pa)), "prediction_matches": int(np.sum(pa == pb)),
+            "nodes": nodes}
+    if not np.isin(a_out[out_node], (0.0, 1.0)).all():  # graded output (e.g. LI readout): how far apart
+        pair["output_max_abs_diff"] = float(np.max(np.abs(a_out[out_node] - b_out[out_node]), initial=0.0))
+    return merge_pairs([pair], tol)
+
+
+def merge_pairs(parts: List[dict], tol: Tolerances) -> dict:
+    """One pair's comparison over consecutive sample ranges (in sample order) merged into one:
+    the same numbers a comparison of all samples at once gives (counts add up, the first
+    divergence is the earliest, the largest output difference the largest)."""
+    nodes: Dict[str, dict] = {}
+    for part in parts:
+        for n, v in part["nodes"].items():
+            m = nodes.setdefault(n, {"mismatches": 0, "entries": 0, "first_divergence": None})
+            m["mismatches"] += v["mismatches"]
+            m["entries"] += v["entries"]
+            if m["first_divergence"] is None and v["first_divergence"] is not None:
+                m["first_divergence"] = dict(v["first_divergence"])
+    earliest = None
+    for n, m in nodes.items():  # graph order
+        m["spike_agreement"] = (m["entries"] - m["mismatches"]) / m["entries"] if m["entries"] else 1.0
+        m["passed"] = m["spike_agreement"] >= tol.min_spike_agreement
+        fd = m["first_divergence"]
         if fd is not None and (earliest is None or (fd["sample"], fd["step"]) < (earliest["sample"], earliest["step"])):
             earliest = dict(fd, node=n)
-    pa, pb = predictions(a_out[out_node]), predictions(b_out[out_node])
-    pred_agree = float(np.mean(pa == pb))
-    min_spike = min((v["spike_agreement"] for v in nodes.values()), default=1.0)
-    extra = {}
-    if not np.isin(a_out[out_node], (0.0, 1.0)).all():  # graded output (e.g. LI readout): how far apart
-        extra["output_max_abs_diff"] = float(np.max(np.abs(a_out[out_node] - b_out[out_node]), initial=0.0))
-    return {
-        **extra,
-        "a": a_name, "b": b_name,
-        "spike_agreement": min_spike,
-        "spike_agreement_how": "minimum over spiking nodes of the fraction of equal entries (samples x steps x neurons)",
+    samples = sum(p["samples"] for p in parts)
+    matches = sum(p["prediction_matches"] for p in parts)
+    pred_agree = matches / samples if samples else 1.0
+    merged = {
+        "a": parts[0]["a"], "b": parts[0]["b"], "samples": samples, "prediction_matches": matches,
+        "spike_agreement": min((v["spike_agreement"] for v in nodes.values()), default=1.0),
+        "spike_agreement_how": SPIKE_AGREEMENT_HOW,
         "prediction_agreement": pred_agree,
         "first_divergence": earliest,
         "nodes": nodes,
         "passed": all(v["passed"] for v in nodes.values()) and pred_agree >= tol.min_prediction_agreement,
     }
+    diffs = [p["output_max_abs_diff"] for p in parts if "output_max_abs_diff" in p]
+    if diffs:
+        merged["output_max_abs_diff"] = max(diffs)
+    return merged
 
 
 def accuracy(output: np.ndarray, labels: Optional[np.ndarray]) -> Optional[float]:

@@ -18,8 +18,8 @@ import numpy as np
 
 from . import graph as G
 from .errors import InputError
-from .harness import Tolerances, accuracy, compare_pair, readout_description
-from .synops import count_ops, counts_equal, energy_summary, mapping_estimate, ops_summary
+from .harness import Tolerances, compare_pair, merge_pairs, predictions, readout_description
+from .synops import count_ops, counts_equal, energy_summary, mapping_estimate, merge_counts, ops_summary
 from .targets import known_targets, load_target
 
 DEFAULT_TARGET = "loihi"
@@ -128,6 +128,30 @@ def check_memory(graph, samples: int, steps: int, names: Sequence[str]) -> None:
                      f"Use --samples {fits} or fewer (or fewer backends)")
 
 
+def chunk_size(graph, samples: int, steps: int, names: Sequence[str], chunk: Optional[int] = None) -> int:
+    """Samples per chunk for ``compare``: ``chunk`` when given, else all samples when their records
+    fit in memory, else as many as fit twice (the chunk kept for the report's plots and the one
+    running), after the whole input's two copies."""
+    if chunk is not None:
+        if int(chunk) < 1:
+            raise InputError(f"--chunk must be a positive number of samples, got {chunk}")
+        return min(int(chunk), samples)
+    per_sample = record_bytes_per_sample(graph, steps, len(names))
+    avail = available_memory_bytes()
+    if avail is None or per_sample * samples <= MEMORY_HEADROOM * avail:
+        return samples
+    in_node, _ = G.io_nodes(graph)
+    input_bytes = 2 * steps * RECORD_BYTES * int(np.prod(G.node_shape(graph.nodes[in_node])))
+    records = per_sample - input_bytes
+    fits = int((MEMORY_HEADROOM * avail - input_bytes * samples) // (2 * records))
+    if fits < 1:
+        raise InputError(f"{samples} samples x {steps} steps: the input alone ({input_bytes * samples / 2**30:.1f} "
+                         f"GiB in two copies) leaves no room for the records of one sample on "
+                         f"{len(names)} backend(s); this machine has {avail / 2**30:.1f} GiB available. "
+                         "Use fewer --samples")
+    return min(fits, samples)
+
+
 def run_backends(graph, names: Sequence[str], spikes: np.ndarray, dt: float, show_progress: bool = True):
     from .backends import get_backend
 
@@ -168,15 +192,22 @@ def energy_report(graph, counts, target: str = DEFAULT_TARGET) -> dict:
 
 def compare(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, labels: Optional[np.ndarray],
             dt: float, input_desc: str, tol: Tolerances = Tolerances(), target: str = DEFAULT_TARGET,
-            show_progress: bool = True) -> dict:
+            show_progress: bool = True, chunk: Optional[int] = None) -> dict:
     """The comparison report (see :func:`compare_runs` for the RunResults too)."""
-    return compare_runs(graph, graph_path, names, spikes, labels, dt, input_desc, tol, target, show_progress)[0]
+    return compare_runs(graph, graph_path, names, spikes, labels, dt, input_desc, tol, target, show_progress,
+                        chunk)[0]
 
 
 def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, labels: Optional[np.ndarray],
                  dt: float, input_desc: str, tol: Tolerances = Tolerances(), target: str = DEFAULT_TARGET,
-                 show_progress: bool = True):
-    """Run every backend on the same input and compare them: (report dict, {backend: RunResult})."""
+                 show_progress: bool = True, chunk: Optional[int] = None):
+    """Run every backend on the same input and compare them: (report dict, {backend: RunResult}).
+
+    The samples run in chunks (``chunk``, or automatically when all records would not fit in
+    memory); agreement, first divergence, predictions and operation counts are merged exactly
+    across chunks. The RunResults returned (for the HTML plots) are those of one chunk: the first
+    one, or the first in which two backends diverge; ``report["plotted_samples"]`` says which.
+    """
     if len(names) < 2:
         raise InputError(f"--backends needs at least two names separated by commas, got {','.join(names)}")
     if len(set(names)) != len(names):
@@ -184,36 +215,72 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
     energy_target(target)  # a bad target fails before anything runs
     x = G.check_input(graph, spikes, where=input_desc)
     _, out_node = G.io_nodes(graph)
-    results = run_backends(graph, names, x, dt, show_progress)
-    report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": int(x.shape[0]),
-              "steps": int(x.shape[1]), "reference": names[0], "backends": {}, "pairs": [],
+    n, steps = int(x.shape[0]), int(x.shape[1])
+    size = chunk_size(graph, n, steps, names, chunk)
+    preds = {name: [] for name in names}
+    counts_parts = {name: [] for name in names}
+    infos = {name: [] for name in names}
+    pair_parts = {other: [] for other in names[1:]}
+    kept, kept_start, kept_diverged = None, 0, False
+    for start in range(0, n, size):
+        results = run_backends(graph, names, x[start:start + size], dt, show_progress)
+        for name, r in results.items():
+            preds[name].append(predictions(r.outputs[out_node]))
+            counts_parts[name].append(count_ops(graph, r.outputs))
+            infos[name].append(r.info)
+        diverged = False
+        for other in names[1:]:
+            part = compare_pair(graph, names[0], results[names[0]].outputs, other, results[other].outputs, out_node,
+                                tol, sample_offset=start)
+            pair_parts[other].append(part)
+            diverged = diverged or part["first_divergence"] is not None
+        if kept is None or (diverged and not kept_diverged):
+            kept, kept_start, kept_diverged = results, start, diverged
+        del results
+    report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": n,
+              "steps": steps, "reference": names[0], "backends": {}, "pairs": [],
               "accuracy_how": readout_description(graph),
+              "chunks": {"size": size, "count": -(-n // size),
+                         "how": "samples run in chunks of this size, one Lava network per chunk; every figure is "
+                                "merged over all chunks (counts add, first divergence is the earliest)"},
+              "plotted_samples": {"start": kept_start, "count": len(next(iter(kept.values())).outputs[out_node])},
               "tolerances": {"min_spike_agreement": tol.min_spike_agreement,
                              "min_prediction_agreement": tol.min_prediction_agreement}}
     counts = {}
-    for name, r in results.items():
-        counts[name] = count_ops(graph, r.outputs)
+    for name in names:
+        counts[name] = merge_counts(counts_parts[name])
         er = energy_report(graph, counts[name], target)
         energy = er["estimates"][er["headline"]]
+        pred = np.concatenate(preds[name])
         report["backends"][name] = {
-            "accuracy": accuracy(r.outputs[out_node], labels), "samples": int(x.shape[0]),
+            "accuracy": None if labels is None else float(np.mean(pred == np.asarray(labels))),
+            "samples": n,
             "synops_per_sample": energy["synops_per_sample"],
             "neuron_updates_per_sample": energy["neuron_updates_per_sample"],
             "energy_nj_per_sample": energy["energy_nj_per_sample"], "energy": energy,
             "ops": er["ops"], "estimates": er["estimates"],
-            "info": {k: v for k, v in r.info.items() if _jsonable(v)},
+            "info": _merge_infos(infos[name]),
         }
         if name == names[0]:
             report["energy"] = {"headline": er["headline"], "from_backend": name, "mapping": er["mapping"]}
     for other in names[1:]:
-        pair = compare_pair(graph, names[0], results[names[0]].outputs, other, results[other].outputs, out_node, tol)
+        pair = merge_pairs(pair_parts[other], tol)
         pair["spikes_equal"] = all(v["mismatches"] == 0 for v in pair["nodes"].values())
         pair["counts_equal"] = counts_equal(counts[names[0]], counts[other])
         pair["counts_how"] = ("per-sample operation counts of every node exactly equal; backends whose input and "
                               "spike records are equal must give equal counts")
         report["pairs"].append(pair)
     report["passed"] = all(p["passed"] for p in report["pairs"])
-    return report, results
+    return report, kept
+
+
+def _merge_infos(infos: List[dict]) -> dict:
+    """A backend's run info over chunks: wall time summed, the rest from the first chunk."""
+    info = {k: v for k, v in infos[0].items() if _jsonable(v)}
+    if len(infos) > 1:
+        info["wall_s"] = sum(float(i.get("wall_s", 0.0)) for i in infos)
+        info["chunks"] = len(infos)
+    return info
 
 
 def _jsonable(v) -> bool:

@@ -108,7 +108,7 @@ def plot_raster(rep: dict, results: dict, layers: List[str], sample: int) -> str
         ax.set_xlim(-0.5, a.shape[0] - 0.5)
         ax.set_ylim(-0.5, a.shape[1] - 0.5)
         ax.legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel(f"step (sample {sample})")
+    axes[-1, 0].set_xlabel(f"step (sample {sample + rep.get('plotted_samples', {}).get('start', 0)})")
     fig.suptitle(f"spike raster per layer, sample {sample}; red x: mismatch with {rep['reference']}")
     return _png(fig)
 
@@ -132,7 +132,7 @@ def plot_traces(rep: dict, results: dict, layers: List[str], sample: int) -> Opt
             ax.plot(v, lw=1, label=name, ls="-" if name == rep["reference"] else "--")
         ax.set_ylabel(f"v[{j}]")
         ax.legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel(f"step (sample {sample}); v after reset")
+    axes[-1, 0].set_xlabel(f"step (sample {sample + rep.get('plotted_samples', {}).get('start', 0)}); v after reset")
     fig.suptitle(f"membrane potential, layer {layer}")
     return _png(fig)
 
@@ -188,6 +188,11 @@ def render_html(rep: dict, results: dict, graph) -> str:
 
     layers = spiking_nodes(graph)
     sample = _raster_sample(rep)
+    plotted = rep.get("plotted_samples", {"start": 0, "count": rep["samples"]})
+    first = plotted["start"]
+    if not first <= sample < first + plotted["count"]:  # cannot happen: the kept chunk holds the divergence
+        sample = first
+    local = sample - first
     ok = rep["passed"]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>snndeploy report</title>"
              f"<style>{CSS}</style></head><body>",
@@ -210,13 +215,15 @@ def render_html(rep: dict, results: dict, graph) -> str:
     parts.append(plot_accuracy(rep))
     parts.append(f"<h2>Spikes, sample {sample}</h2>")
     parts.append(plot_raster(rep, results, [i for i in [_input_name(graph)] if _binary(results, rep, i)] + layers,
-                             sample))
-    traces = plot_traces(rep, results, layers, sample)
+                             local))
+    traces = plot_traces(rep, results, layers, local)
     if traces:
         parts += ["<h2>Membrane traces</h2>", traces]
     agree = plot_agreement_over_time(rep, results, layers)
     if agree:
-        parts += ["<h2>Agreement per layer over time</h2>", agree]
+        span = ("all samples" if plotted["count"] == rep["samples"] else
+                f"samples {first}-{first + plotted['count'] - 1} of {rep['samples']}, the chunk plotted")
+        parts += [f"<h2>Agreement per layer over time ({span})</h2>", agree]
     parts += _energy_html(rep)
     parts += _quantization_html(rep)
     how = html.escape(rep.get("accuracy_how", "argmax over classes of the output summed over time"))

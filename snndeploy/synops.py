@@ -181,6 +181,25 @@ def count_ops(graph, outputs: Dict[str, np.ndarray]) -> Dict[str, Dict[str, obje
     return counts
 
 
+def merge_counts(parts: List[Dict[str, Dict[str, object]]]) -> Dict[str, Dict[str, object]]:
+    """``count_ops`` of consecutive sample ranges (in sample order) merged into the counts of all of
+    them at once: per-sample arrays are concatenated; a layer's input is binary only when it was in
+    every range, and its synops are then AC, else MAC (as one call over all samples decides)."""
+    merged: Dict[str, Dict[str, object]] = {}
+    for n, first in parts[0].items():
+        c = dict(first)
+        for k in COUNT_KEYS + ("activation_sparsity",):
+            if k in first:
+                c[k] = np.concatenate([np.asarray(p[n][k]) for p in parts])
+        if first["layer"] == "synapse":
+            binary = all(bool(p[n]["binary_input"]) for p in parts)
+            zeros = np.zeros_like(c["synops"])
+            c.update(binary_input=binary, synops_ac=c["synops"] if binary else zeros,
+                     synops_mac=zeros if binary else c["synops"])
+        merged[n] = c
+    return merged
+
+
 def _needed_nodes(order, pred, params, weighted) -> Dict[str, set]:
     """For each weighted layer the set of nodes its input depends on; keys also list every needed node."""
     deps: Dict[str, set] = {}

@@ -3,8 +3,8 @@
 import numpy as np
 
 from helpers import mlp_graph
-from snndeploy.harness import Tolerances, compare_pair, first_divergence, predictions
-from snndeploy.synops import count_ops, energy_summary
+from snndeploy.harness import Tolerances, compare_pair, first_divergence, merge_pairs, predictions
+from snndeploy.synops import count_ops, counts_equal, energy_summary, merge_counts
 from snndeploy.targets import load_target
 
 
@@ -63,3 +63,46 @@ def test_synops_equal_an_independent_count():
     spikes = rec["lif1"].sum(axis=(1, 2)).mean()
     neurons = spikes * 81.0 + (24 - spikes + 8) * 52.0 + spikes * 1.7
     assert np.isclose(e["energy_nj_per_sample"] * 1e3, syn * 23.6 + neurons)
+
+
+def _chunks(rec, bounds):
+    return [(s, {k: v[s:e] for k, v in rec.items()}) for s, e in zip(bounds[:-1], bounds[1:])]
+
+
+def test_pairs_merged_over_chunks_equal_one_comparison():
+    """compare in chunks: counts add, the earliest divergence wins, even when it is in a later chunk."""
+    rng = np.random.default_rng(4)
+    g = mlp_graph(rng, sizes=(4, 10, 3))
+    a = {n: (rng.random((20, 10, s)) < 0.3).astype(float) for n, s in [("lif1", 10), ("lif2", 3)]}
+    a["out"] = a["lif2"]
+    b = {k: v.copy() for k, v in a.items()}
+    for s, t, j in [(17, 1, 4), (9, 8, 0), (9, 3, 6)]:  # lif1 first differs at sample 9, step 3
+        b["lif1"][s, t, j] = 1 - b["lif1"][s, t, j]
+    b["lif2"][12, 0, 1] = 1 - b["lif2"][12, 0, 1]
+    b["out"] = b["lif2"]
+    tol = Tolerances(min_spike_agreement=0.9999)
+    whole = compare_pair(g, "x", a, "y", b, "out", tol)
+    bounds = [0, 7, 14, 20]
+    parts = [compare_pair(g, "x", ca, "y", cb, "out", tol, sample_offset=s)
+             for (s, ca), (_, cb) in zip(_chunks(a, bounds), _chunks(b, bounds))]
+    assert parts[0]["first_divergence"] is None  # the divergence is in the second chunk
+    merged = merge_pairs(parts, tol)
+    assert merged == whole
+    assert merged["first_divergence"] == {"node": "lif1", "sample": 9, "step": 3, "neuron": 6}
+    assert merged["nodes"]["lif1"]["mismatches"] == 3 and merged["nodes"]["lif2"]["mismatches"] == 1
+    assert not merged["passed"]
+
+
+def test_counts_merged_over_chunks_equal_one_count():
+    """A layer whose input is binary in one chunk but graded in another counts as MAC overall."""
+    rng = np.random.default_rng(5)
+    g = mlp_graph(rng, sizes=(5, 6, 2))
+    rec = {"in": (rng.random((9, 4, 5)) < 0.5).astype(float), "lif1": (rng.random((9, 4, 6)) < 0.5).astype(float)}
+    rec["in"][7, 2, 3] = 0.5  # graded input only in the last chunk
+    whole = count_ops(g, rec)
+    parts = [count_ops(g, c) for _, c in _chunks(rec, [0, 4, 6, 9])]
+    assert parts[0]["fc1"]["binary_input"] and not parts[2]["fc1"]["binary_input"]
+    merged = merge_counts(parts)
+    assert counts_equal(merged, whole) and merged.keys() == whole.keys()
+    assert not merged["fc1"]["binary_input"] and merged["fc1"]["synops_ac"].sum() == 0
+    np.testing.assert_array_equal(merged["lif1"]["activation_sparsity"], whole["lif1"]["activation_sparsity"])

@@ -21,8 +21,8 @@ def test_estimate_bounds_what_norse_records(paper):
     assert held <= est <= held + 2 * x.nbytes  # the two input copies are the only extra
 
 
-def test_compare_too_big_for_memory_exits_2_and_writes_nothing(paper, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: 2**20)  # 1 MiB
+def test_compare_too_big_even_for_one_sample_exits_2_and_writes_nothing(paper, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: 2**14)  # 16 KiB: not even the input
     x = (np.random.default_rng(1).random((50, 40, 12)) < 0.3).astype(np.float32)
     np.savez(tmp_path / "in.npz", spikes=x)
     out = tmp_path / "rep"
@@ -30,8 +30,33 @@ def test_compare_too_big_for_memory_exits_2_and_writes_nothing(paper, tmp_path, 
                  "--input", str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
-    assert "50 samples x 40 steps on 2 backend(s)" in err and "GiB available" in err and "--samples" in err
+    assert "50 samples x 40 steps" in err and "GiB available" in err and "fewer --samples" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def _strip_timing(rep):
+    rep = {k: v for k, v in rep.items() if k not in ("chunks", "plotted_samples")}
+    rep["backends"] = {n: {k: v for k, v in b.items() if k != "info"} for n, b in rep["backends"].items()}
+    return rep
+
+
+@pytest.mark.slow
+def test_compare_in_chunks_when_records_do_not_fit_equals_one_run(paper, monkeypatch):
+    """Too big for memory at once: compare runs in chunks, and every figure equals the one-run figure."""
+    g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
+    x = (np.random.default_rng(1).random((23, 40, 12)) < 0.3).astype(np.float64)
+    labels = np.random.default_rng(2).integers(0, 7, 23)
+    names = ["norse", "lava-float"]
+    whole, _ = pipeline.compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
+    assert whole["chunks"]["count"] == 1
+    per = pipeline.record_bytes_per_sample(g, 40, 2)
+    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: int(per * 20 / pipeline.MEMORY_HEADROOM))
+    chunked, kept = pipeline.compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
+    assert chunked["chunks"]["count"] >= 2 and chunked["chunks"]["size"] < 23
+    assert chunked["plotted_samples"] == {"start": 0, "count": chunked["chunks"]["size"]}
+    assert len(kept["norse"].outputs[G.io_nodes(g)[1]]) == chunked["chunks"]["size"]
+    assert _strip_timing(chunked) == _strip_timing(whole)
+    assert chunked["backends"]["lava-float"]["info"]["chunks"] == chunked["chunks"]["count"]
 
 
 def test_suggested_sample_count_fits(paper, monkeypatch):
@@ -41,3 +66,21 @@ def test_suggested_sample_count_fits(paper, monkeypatch):
     pipeline.check_memory(g, 10, 40, ["norse", "lava-float"])  # exactly fits: no error
     with pytest.raises(InputError, match="--samples 10 or fewer"):
         pipeline.check_memory(g, 11, 40, ["norse", "lava-float"])
+
+
+@pytest.mark.slow
+def test_cli_compare_with_chunk_option(paper, tmp_path, capsys):
+    import json
+
+    x = (np.random.default_rng(3).random((9, 40, 12)) < 0.3).astype(np.float32)
+    np.savez(tmp_path / "in.npz", spikes=x, labels=np.arange(9) % 7)
+    args = ["compare", str(paper / "braille_noDelay_bias_zero.nir"), "--backends", "norse,lava-float",
+            "--input", str(tmp_path / "in.npz"), "--dt", "1e-4"]
+    assert main(args + ["--out", str(tmp_path / "bad"), "--chunk", "0"]) == 2
+    assert "--chunk must be a positive number of samples, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+    assert main(args + ["--out", str(tmp_path / "rep"), "--chunk", "4"]) == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["chunks"]["size"] == 4 and rep["chunks"]["count"] == 3 and rep["samples"] == 9
+    assert rep["pairs"][0]["nodes"]["lif1.lif"]["entries"] == 9 * 40 * 38  # every sample counted once
+    assert "samples 0-3 of 9" in (tmp_path / "rep" / "report.html").read_text()
