@@ -30,6 +30,10 @@ The network is always stopped, also on error.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -92,6 +96,40 @@ def import_lava() -> None:
                                f"'{current}'")
         mp.context._default_context._actual_context = None
     import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+
+
+#: Linux prctl option: the signal a child gets when the thread that forked it dies
+PR_SET_PDEATHSIG = 1
+_fork_guard = {"parent": None, "registered": False}
+
+
+def _die_with_parent() -> None:
+    """In a process Lava forks during our run: be killed when we die, even by SIGKILL (the OOM
+    killer), instead of surviving as an orphan that keeps our memory. Linux only; a no-op elsewhere."""
+    parent = _fork_guard["parent"]
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def children_die_with_us():
+    """While active, every process forked from this thread is SIGKILLed when this process dies."""
+    if not _fork_guard["registered"]:
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _fork_guard["registered"] = True
+    _fork_guard["parent"] = os.getpid()
+    try:
+        yield
+    finally:
+        _fork_guard["parent"] = None
 
 
 def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: bool = False,
@@ -178,20 +216,21 @@ def run_plan(plan: LavaPlan, x: np.ndarray, fac: LavaFactories, record_states: b
         cfg = Loihi2SimCfg(select_tag=fac.tag)
         chunk = max(1, -(-steps // PROGRESS_CHUNKS))
         done = 0
-        try:
-            while done < steps:
-                n = min(chunk, steps - done)
-                source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
-                done += n
-                if progress is not None:
-                    progress(name, done / steps)
-        except Exception as exc:
-            raise BackendError(f"{name}: Lava failed after {done} of {steps} steps: {type(exc).__name__}: {exc}") from exc
-        finally:
+        with children_die_with_us():  # no orphan keeps our memory if we are SIGKILLed
             try:
-                source.stop()
-            except Exception:  # stopping a broken runtime must not hide the first error
-                pass
+                while done < steps:
+                    n = min(chunk, steps - done)
+                    source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+                    done += n
+                    if progress is not None:
+                        progress(name, done / steps)
+            except Exception as exc:
+                raise BackendError(f"{name}: Lava failed after {done} of {steps} steps: {type(exc).__name__}: {exc}") from exc
+            finally:
+                try:
+                    source.stop()
+                except Exception:  # stopping a broken runtime must not hide the first error
+                    pass
         wall = time.perf_counter() - start
 
         records: Dict[Tuple[str, str], np.ndarray] = {}
