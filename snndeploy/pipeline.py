@@ -223,6 +223,11 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
     pair_parts = {other: [] for other in names[1:]}
     kept, kept_start, kept_diverged = None, 0, False
     for start in range(0, n, size):
+        if show_progress and size < n:
+            print(f"chunk {start // size + 1} of {-(-n // size)}: samples {start}-{min(n, start + size) - 1} "
+                  f"(records of {n} samples would not fit at once)" if chunk is None else
+                  f"chunk {start // size + 1} of {-(-n // size)}: samples {start}-{min(n, start + size) - 1}",
+                  file=sys.stderr, flush=True)
         results = run_backends(graph, names, x[start:start + size], dt, show_progress)
         for name, r in results.items():
             preds[name].append(predictions(r.outputs[out_node]))
