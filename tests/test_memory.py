@@ -84,3 +84,43 @@ def test_cli_compare_with_chunk_option(paper, tmp_path, capsys):
     assert rep["chunks"]["size"] == 4 and rep["chunks"]["count"] == 3 and rep["samples"] == 9
     assert rep["pairs"][0]["nodes"]["lif1.lif"]["entries"] == 9 * 40 * 38  # every sample counted once
     assert "samples 0-3 of 9" in (tmp_path / "rep" / "report.html").read_text()
+
+
+class _FlipOneSpike:
+    """norse, but one spike of sample ``at`` flipped: a backend that diverges in a known place."""
+
+    name = "flip"
+
+    def __init__(self, at):
+        from snndeploy.backends.norse_backend import NorseBackend
+
+        self.inner, self.at = NorseBackend(), at
+        self.supports = self.inner.supports
+
+    def run(self, graph, spikes, dt, progress=None):
+        r = self.inner.run(graph, spikes, dt)
+        outs = {k: v.copy() for k, v in r.outputs.items()}
+        local = self.at - self.start
+        if 0 <= local < len(spikes):
+            outs["lif1.lif"][local, 5, 3] = 1 - outs["lif1.lif"][local, 5, 3]
+        self.start += len(spikes)
+        return type(r)(backend="flip", outputs=outs, states=r.states, info=r.info)
+
+
+def test_plots_show_the_chunk_where_backends_first_diverge(paper, monkeypatch):
+    from snndeploy import backends
+
+    flip = _FlipOneSpike(at=9)
+    flip.start = 0
+    monkeypatch.setitem(backends.BACKENDS, "flip", lambda **kw: flip)
+    g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
+    x = (np.random.default_rng(1).random((14, 40, 12)) < 0.3).astype(np.float64)
+    rep, kept = pipeline.compare_runs(g, "b.nir", ["norse", "flip"], x, None, 1e-4, "test", show_progress=False,
+                                      chunk=4)
+    assert rep["pairs"][0]["first_divergence"] == {"node": "lif1.lif", "sample": 9, "step": 5, "neuron": 3}
+    assert rep["plotted_samples"] == {"start": 8, "count": 4}
+    assert np.array_equal(kept["norse"].outputs["lif1.lif"], get_backend("norse").run(g, x[8:12], 1e-4).outputs["lif1.lif"])
+    from snndeploy.report_html import render_html
+
+    html = render_html(rep, kept, g)
+    assert "Spikes, sample 9" in html and "samples 8-11 of 14" in html
