@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
     from snndeploy.backends import get_backend
 
     g = G.load_graph({graph!r})
-    x = (np.random.default_rng(0).random((3000, 40, 12)) < 0.3).astype(np.float64)
+    x = (np.random.default_rng(0).random((600, 40, 12)) < 0.3).astype(np.float64)
     def progress(name, frac):
         print("progress", frac, flush=True)
     get_backend("lava-float").run(g, x, 1e-4, progress=progress)
