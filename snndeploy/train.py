@@ -127,7 +127,29 @@ def lr_for_epoch(tcfg: dict, epoch: int) -> float:
     return LR_SCHEDULES[name](float(tcfg["lr"]), epoch, int(tcfg["epochs"]))
 
 
-def train_epoch(step, x, y, enc: dict, batch_size: int, gen) -> Tuple[float, float]:
+def hflip(xb, gen):
+    """Mirror a seeded random half of the images left-right (last axis); (B, ..., W) -> same shape."""
+    import torch
+
+    flip = torch.rand(len(xb), generator=gen, device=xb.device) < 0.5
+    return torch.where(flip.view((-1,) + (1,) * (xb.dim() - 1)), xb.flip(-1), xb)
+
+
+#: training-set augmentations by name (``train.augment = [...]``): (batch, generator) -> batch
+AUGMENTATIONS = {"hflip": hflip}
+
+
+def augmentations(tcfg: dict, in_shape) -> list:
+    names = list(tcfg.get("augment", []))
+    for n in names:
+        if n not in AUGMENTATIONS:
+            raise InputError(f"train.augment '{n}' unknown; available: {', '.join(AUGMENTATIONS)}")
+    if names and len(in_shape) < 2:
+        raise InputError(f"train.augment {names} needs image input (C, H, W); this model's input is {tuple(in_shape)}")
+    return [AUGMENTATIONS[n] for n in names]
+
+
+def train_epoch(step, x, y, enc: dict, batch_size: int, gen, augment=()) -> Tuple[float, float]:
     """One pass over (x, y) on the device in seeded random order; returns (mean loss, accuracy)."""
     import torch
 
@@ -136,10 +158,13 @@ def train_epoch(step, x, y, enc: dict, batch_size: int, gen) -> Tuple[float, flo
     tot_ok = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(x), batch_size):
         idx = perm[i:i + batch_size]
+        xb = x[idx]
+        for aug in augment:
+            xb = aug(xb, gen)
         if enc["kind"] == "direct":  # constant input: the model runs its first stateless layers once
-            loss, ok = step(x[idx] * enc.get("scale", 1.0), y[idx], enc["steps"])
+            loss, ok = step(xb * enc.get("scale", 1.0), y[idx], enc["steps"])
         else:
-            loss, ok = step(encode_batch(x[idx], enc, gen), y[idx])
+            loss, ok = step(encode_batch(xb, enc, gen), y[idx])
         tot_loss += loss * len(idx)
         tot_ok += ok
     return float(tot_loss) / len(x), int(tot_ok) / len(x)  # one host sync per epoch
@@ -211,6 +236,7 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     xtr = torch.as_tensor(ds.x_train.reshape((len(ds.x_train),) + in_shape), device=dev)
     ytr = torch.as_tensor(ds.y_train, device=dev)
     x_test_enc = encode(ds.x_test.reshape((len(ds.x_test),) + in_shape), enc)
+    augment = augmentations(tcfg, in_shape)
     step = make_step(model, opt, dev, amp, bool(tcfg.get("compile", False)))
     start = time.perf_counter()
     bar = tqdm(range(first_epoch, tcfg["epochs"]), desc=f"train {cfg['name']} on {dev}", disable=quiet,
@@ -219,7 +245,7 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
         model.train()
         for group in opt.param_groups:
             group["lr"] = lr_for_epoch(tcfg, epoch)
-        loss, acc = train_epoch(step, xtr, ytr, enc, tcfg["batch_size"], gen)
+        loss, acc = train_epoch(step, xtr, ytr, enc, tcfg["batch_size"], gen, augment)
         history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "lr": opt.param_groups[0]["lr"]})
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
         _save_checkpoint(ckpt_path, {"state_dict": model.state_dict(), "optimizer": opt.state_dict(),

@@ -109,3 +109,30 @@ def test_sigmoid_surrogate_slope():
     h = 1e-7
     sig = lambda v: 1 / (1 + math.exp(-alpha * v))  # noqa: E731
     assert g.tolist() == pytest.approx([(sig(v + h) - sig(v - h)) / (2 * h) for v in x.tolist()], rel=1e-5)
+
+
+def test_hflip_mirrors_a_seeded_half_and_nothing_else():
+    from snndeploy.train import hflip
+
+    x = torch.arange(64 * 2 * 3 * 4, dtype=torch.float32).reshape(64, 2, 3, 4)
+    out = hflip(x, torch.Generator().manual_seed(0))
+    flipped = [bool(torch.equal(out[i], x[i].flip(-1))) for i in range(64)]
+    kept = [bool(torch.equal(out[i], x[i])) for i in range(64)]
+    assert all(f != k for f, k in zip(flipped, kept))  # each image is either mirrored or untouched
+    assert 16 <= sum(flipped) <= 48
+    again = hflip(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+
+
+@pytest.mark.parametrize("augment,cfg_name,named", [
+    (["rotate"], "digits_conv", "train.augment 'rotate' unknown; available: hflip"),
+    (["hflip"], "digits_mlp", "needs image input (C, H, W)"),
+])
+def test_bad_augmentation_is_named(augment, cfg_name, named, tmp_path):
+    from snndeploy.train import load_model_config, train
+
+    cfg = load_model_config(cfg_name)
+    cfg["train"]["augment"] = augment
+    with pytest.raises(InputError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
+    assert not (tmp_path / "checkpoint.pt").exists()
