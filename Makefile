@@ -50,6 +50,7 @@ bench: setup
 	$(PY) benchmarks/bench_backends.py --out benchmarks/results/backends.json
 	$(PY) benchmarks/bench_fixed.py --out benchmarks/results/fixed.json
 	$(PY) benchmarks/bench_train.py --out benchmarks/results/train.json
+	$(PY) benchmarks/bench_compare_memory.py --out benchmarks/results/compare_memory.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -205,13 +205,22 @@ READOUTS = {
     "spike_count": "output layer LIF; prediction = argmax of output spike counts",
     "membrane": "output layer LI (leaky integrator, never spikes); prediction = argmax of its membrane "
                 "potential summed (= averaged) over time",
+    "mean_output": "graded output neurons (model.arch graded_mlp); prediction = argmax of the output averaged "
+                   "over time",
 }
+#: the readout each architecture can build (spiking nets: LIF or LI output; the graded MLP: its own)
+ARCH_READOUTS = {"mlp": ("spike_count", "membrane"), "conv": ("spike_count", "membrane"),
+                 "graded_mlp": ("mean_output",)}
 
 
 def readout_kind(cfg: dict) -> str:
-    kind = cfg.get("readout", {}).get("kind", "spike_count")
+    arch = cfg.get("model", {}).get("arch")
+    allowed = ARCH_READOUTS.get(arch, tuple(READOUTS))
+    kind = cfg.get("readout", {}).get("kind", allowed[0])
     if kind not in READOUTS:
         raise InputError(f"readout.kind '{kind}' unknown; available: {', '.join(READOUTS)}")
+    if kind not in allowed:
+        raise InputError(f"readout.kind '{kind}' does not go with model.arch '{arch}' (it takes: {', '.join(allowed)})")
     return kind
 
 
@@ -350,6 +359,7 @@ class GradedMLP(SpikingNet):
 def build_graded_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
     n_in = int(np.prod(in_shape))
+    readout_kind(cfg)  # checked here too, before training
     return GradedMLP(n_in, m["hidden"], n_out, decay=m.get("decay", 0.9), threshold=m.get("threshold", 0.5),
                      penalty=m.get("penalty", 1.0), dt=cfg["dt"], init_gain=m.get("init_gain", 1.0))
 

@@ -112,6 +112,19 @@ def test_unknown_readout_is_named(tmp_path):
 
     cfg = load_model_config("digits_mlp")
     cfg["readout"] = {"kind": "max_membrane"}
-    with pytest.raises(InputError, match="readout.kind 'max_membrane' unknown; available: spike_count, membrane"):
+    with pytest.raises(InputError, match="readout.kind .max_membrane. unknown; available: spike_count, membrane, mean_output"):
         train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_readout_must_fit_the_architecture(tmp_path):
+    from snndeploy.train import load_model_config, train
+
+    cfg = load_model_config("digits_mlp")
+    cfg["readout"] = {"kind": "mean_output"}
+    with pytest.raises(InputError, match="readout.kind 'mean_output' does not go with model.arch 'mlp'"):
+        train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
+    cfg = load_model_config("digits_graded")
+    cfg["readout"] = {"kind": "membrane"}
+    with pytest.raises(InputError, match="readout.kind 'membrane' does not go with model.arch 'graded_mlp'"):
+        train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
