@@ -86,6 +86,11 @@ RECORD_BYTES = 8
 MEMORY_HEADROOM = 0.8
 
 
+#: an automatic chunk takes at most 1/4 of that: one kept for the plots, one running, and half of
+#: it left free (a chunk sized to fill it was OOM-killed when a test suite started beside it)
+CHUNK_MEMORY_SHARES = 4
+
+
 def available_memory_bytes() -> Optional[int]:
     """``MemAvailable`` from /proc/meminfo, or None where that cannot be read."""
     try:
@@ -130,8 +135,9 @@ def check_memory(graph, samples: int, steps: int, names: Sequence[str]) -> None:
 
 def chunk_size(graph, samples: int, steps: int, names: Sequence[str], chunk: Optional[int] = None) -> int:
     """Samples per chunk for ``compare``: ``chunk`` when given, else all samples when their records
-    fit in memory, else as many as fit twice (the chunk kept for the report's plots and the one
-    running), after the whole input's two copies."""
+    fit in memory, else as many as fit ``CHUNK_MEMORY_SHARES`` times (the chunk kept for the
+    report's plots, the one running, and room left for the rest of the machine), after the whole
+    input's two copies."""
     if chunk is not None:
         if int(chunk) < 1:
             raise InputError(f"--chunk must be a positive number of samples, got {chunk}")
@@ -143,7 +149,7 @@ def chunk_size(graph, samples: int, steps: int, names: Sequence[str], chunk: Opt
     in_node, _ = G.io_nodes(graph)
     input_bytes = 2 * steps * RECORD_BYTES * int(np.prod(G.node_shape(graph.nodes[in_node])))
     records = per_sample - input_bytes
-    fits = int((MEMORY_HEADROOM * avail - input_bytes * samples) // (2 * records))
+    fits = int((MEMORY_HEADROOM * avail - input_bytes * samples) // (CHUNK_MEMORY_SHARES * records))
     if fits < 1:
         raise InputError(f"{samples} samples x {steps} steps: the input alone ({input_bytes * samples / 2**30:.1f} "
                          f"GiB in two copies) leaves no room for the records of one sample on "
