@@ -138,7 +138,8 @@ def merge_pairs(parts: List[dict], tol: Tolerances) -> dict:
     return merged
 
 
-def accuracy(output: np.ndarray, labels: Optional[np.ndarray]) -> Optional[float]:
+def accuracy(pred: np.ndarray, labels: Optional[np.ndarray]) -> Optional[float]:
+    """Fraction of predictions (see :func:`predictions`) equal to the labels; None without labels."""
     if labels is None:
         return None
-    return float(np.mean(predictions(output) == np.asarray(labels)))
+    return float(np.mean(np.asarray(pred) == np.asarray(labels)))

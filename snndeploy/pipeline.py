@@ -18,7 +18,7 @@ import numpy as np
 
 from . import graph as G
 from .errors import InputError
-from .harness import Tolerances, compare_pair, merge_pairs, predictions, readout_description
+from .harness import Tolerances, accuracy, compare_pair, merge_pairs, predictions, readout_description
 from .synops import count_ops, counts_equal, energy_summary, mapping_estimate, merge_counts, ops_summary
 from .targets import known_targets, load_target
 
@@ -262,9 +262,8 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
         counts[name] = merge_counts(counts_parts[name])
         er = energy_report(graph, counts[name], target)
         energy = er["estimates"][er["headline"]]
-        pred = np.concatenate(preds[name])
         report["backends"][name] = {
-            "accuracy": None if labels is None else float(np.mean(pred == np.asarray(labels))),
+            "accuracy": accuracy(np.concatenate(preds[name]), labels),
             "samples": n,
             "synops_per_sample": energy["synops_per_sample"],
             "neuron_updates_per_sample": energy["neuron_updates_per_sample"],
