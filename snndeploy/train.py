@@ -135,8 +135,32 @@ def hflip(xb, gen):
     return torch.where(flip.view((-1,) + (1,) * (xb.dim() - 1)), xb.flip(-1), xb)
 
 
+#: largest translation of the "shift" augmentation, in pixels along each image axis
+SHIFT_MAX_PIXELS = 2
+
+
+def shift(xb, gen, max_pixels: int = SHIFT_MAX_PIXELS):
+    """Translate each image by its own seeded random offset in [-max_pixels, max_pixels] along each of the
+    last two axes, filling with zeros; (B, ..., H, W) -> same shape."""
+    import torch
+
+    m = int(max_pixels)
+    h, w = xb.shape[-2:]
+    padded = torch.nn.functional.pad(xb, (m, m, m, m))
+    b = len(xb)
+    dy = torch.randint(0, 2 * m + 1, (b,), generator=gen, device=xb.device)
+    dx = torch.randint(0, 2 * m + 1, (b,), generator=gen, device=xb.device)
+    rows = (torch.arange(h, device=xb.device)[None, :] + dy[:, None])  # (B, H) rows of the padded image
+    cols = (torch.arange(w, device=xb.device)[None, :] + dx[:, None])  # (B, W)
+    flat = padded.reshape(b, -1, h + 2 * m, w + 2 * m)
+    out = flat[torch.arange(b, device=xb.device)[:, None, None, None],
+               torch.arange(flat.shape[1], device=xb.device)[None, :, None, None],
+               rows[:, None, :, None], cols[:, None, None, :]]
+    return out.reshape(xb.shape)
+
+
 #: training-set augmentations by name (``train.augment = [...]``): (batch, generator) -> batch
-AUGMENTATIONS = {"hflip": hflip}
+AUGMENTATIONS = {"hflip": hflip, "shift": shift}
 
 
 def augmentations(tcfg: dict, in_shape) -> list:

@@ -124,8 +124,35 @@ def test_hflip_mirrors_a_seeded_half_and_nothing_else():
     assert torch.equal(out, again)  # seeded
 
 
+def _translated(img, dy, dx):
+    """img moved down by dy and right by dx pixels (negative: up/left), zeros where nothing moved in."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[-2:]
+    for r in range(h):
+        for c in range(w):
+            if 0 <= r - dy < h and 0 <= c - dx < w:
+                out[..., r, c] = img[..., r - dy, c - dx]
+    return out
+
+
+def test_shift_translates_each_image_by_its_own_offset_within_range():
+    from snndeploy.train import SHIFT_MAX_PIXELS, shift
+
+    m = SHIFT_MAX_PIXELS
+    x = torch.rand(40, 2, 7, 6) + 0.5  # no zeros inside, so the offset is identifiable
+    out = shift(x, torch.Generator().manual_seed(3))
+    offsets = []
+    for i in range(len(x)):
+        hits = [(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)
+                if torch.equal(out[i], _translated(x[i], dy, dx))]
+        assert len(hits) == 1, f"sample {i} is not a translation of its input by at most {m} pixels"
+        offsets.append(hits[0])
+    assert len(set(offsets)) >= 10  # offsets are drawn per image, not per batch
+    assert torch.equal(out, shift(x, torch.Generator().manual_seed(3)))  # seeded
+
+
 @pytest.mark.parametrize("augment,cfg_name,named", [
-    (["rotate"], "digits_conv", "train.augment 'rotate' unknown; available: hflip"),
+    (["rotate"], "digits_conv", "train.augment 'rotate' unknown; available: hflip, shift"),
     (["hflip"], "digits_mlp", "needs image input (C, H, W)"),
 ])
 def test_bad_augmentation_is_named(augment, cfg_name, named, tmp_path):
