@@ -92,7 +92,9 @@ def compare_pair(graph, a_name: str, a_out: Dict[str, np.ndarray], b_name: str, 
         fd = first_divergence(a, b)
         if fd is not None:
             fd["sample"] += int(sample_offset)
-        nodes[n] = {"mismatches": int(np.sum(a != b)), "entries": int(a.size), "first_divergence": fd}
+        differ = (a != b).reshape(a.shape[0], a.shape[1], -1)  # (samples, steps, neurons)
+        nodes[n] = {"mismatches": int(differ.sum()), "entries": int(a.size), "first_divergence": fd,
+                    "mismatches_per_step": differ.sum(axis=(0, 2)).astype(int).tolist()}
     pa, pb = predictions(a_out[out_node]), predictions(b_out[out_node])
     pair = {"a": a_name, "b": b_name, "samples": int(len(pa)), "prediction_matches": int(np.sum(pa == pb)),
             "nodes": nodes}
@@ -108,9 +110,11 @@ def merge_pairs(parts: List[dict], tol: Tolerances) -> dict:
     nodes: Dict[str, dict] = {}
     for part in parts:
         for n, v in part["nodes"].items():
-            m = nodes.setdefault(n, {"mismatches": 0, "entries": 0, "first_divergence": None})
+            m = nodes.setdefault(n, {"mismatches": 0, "entries": 0, "first_divergence": None,
+                                     "mismatches_per_step": [0] * len(v["mismatches_per_step"])})
             m["mismatches"] += v["mismatches"]
             m["entries"] += v["entries"]
+            m["mismatches_per_step"] = [x + y for x, y in zip(m["mismatches_per_step"], v["mismatches_per_step"])]
             if m["first_divergence"] is None and v["first_divergence"] is not None:
                 m["first_divergence"] = dict(v["first_divergence"])
     earliest = None

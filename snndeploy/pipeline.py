@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import graph as G
+from .backends.base import RunResult
 from .errors import InputError
 from .harness import Tolerances, accuracy, compare_pair, merge_pairs, predictions, readout_description
 from .synops import count_ops, counts_equal, energy_summary, mapping_estimate, merge_counts, ops_summary
@@ -86,9 +87,10 @@ RECORD_BYTES = 8
 MEMORY_HEADROOM = 0.8
 
 
-#: an automatic chunk takes at most 1/4 of that: one kept for the plots, one running, and half of
-#: it left free (a chunk sized to fill it was OOM-killed when a test suite started beside it)
-CHUNK_MEMORY_SHARES = 4
+#: an automatic chunk takes at most 1/3 of that: the one running, and two thirds left free (a chunk
+#: sized to fill it was OOM-killed when a test suite started beside it). Only one sample's records
+#: are kept from chunk to chunk, for the plots.
+CHUNK_MEMORY_SHARES = 3
 
 
 def available_memory_bytes() -> Optional[int]:
@@ -135,9 +137,8 @@ def check_memory(graph, samples: int, steps: int, names: Sequence[str]) -> None:
 
 def chunk_size(graph, samples: int, steps: int, names: Sequence[str], chunk: Optional[int] = None) -> int:
     """Samples per chunk for ``compare``: ``chunk`` when given, else all samples when their records
-    fit in memory, else as many as fit ``CHUNK_MEMORY_SHARES`` times (the chunk kept for the
-    report's plots, the one running, and room left for the rest of the machine), after the whole
-    input's two copies."""
+    fit in memory, else as many as fit ``CHUNK_MEMORY_SHARES`` times (the chunk running, and room
+    left for the rest of the machine), after the whole input's two copies."""
     if chunk is not None:
         if int(chunk) < 1:
             raise InputError(f"--chunk must be a positive number of samples, got {chunk}")
@@ -210,9 +211,9 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
     """Run every backend on the same input and compare them: (report dict, {backend: RunResult}).
 
     The samples run in chunks (``chunk``, or automatically when all records would not fit in
-    memory); agreement, first divergence, predictions and operation counts are merged exactly
-    across chunks. The RunResults returned (for the HTML plots) are those of one chunk: the first
-    one, or the first in which two backends diverge; ``report["plotted_samples"]`` says which.
+    memory); agreement (also per step), first divergence, predictions and operation counts are
+    merged exactly across chunks. The RunResults returned (for the HTML plots) hold one sample: the
+    first where two backends diverge, else the first; ``report["plotted_samples"]`` says which.
     """
     if len(names) < 2:
         raise InputError(f"--backends needs at least two names separated by commas, got {','.join(names)}")
@@ -246,7 +247,9 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
             pair_parts[other].append(part)
             diverged = diverged or part["first_divergence"] is not None
         if kept is None or (diverged and not kept_diverged):
-            kept, kept_start, kept_diverged = results, start, diverged
+            local = min((p[-1]["first_divergence"]["sample"] - start for p in pair_parts.values()
+                         if p[-1]["first_divergence"] is not None), default=0)
+            kept, kept_start, kept_diverged = one_sample(results, local), start + local, diverged
         del results
     report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": n,
               "steps": steps, "reference": names[0], "backends": {}, "pairs": [],
@@ -254,7 +257,9 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
               "chunks": {"size": size, "count": -(-n // size),
                          "how": "samples run in chunks of this size, one Lava network per chunk; every figure is "
                                 "merged over all chunks (counts add, first divergence is the earliest)"},
-              "plotted_samples": {"start": kept_start, "count": len(next(iter(kept.values())).outputs[out_node])},
+              "plotted_samples": {"start": kept_start, "count": 1,
+                                  "how": "the records of one sample are kept for the plots: the first where "
+                                         "backends diverge, else the first sample"},
               "tolerances": {"min_spike_agreement": tol.min_spike_agreement,
                              "min_prediction_agreement": tol.min_prediction_agreement}}
     counts = {}
@@ -282,6 +287,16 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
         report["pairs"].append(pair)
     report["passed"] = all(p["passed"] for p in report["pairs"])
     return report, kept
+
+
+def one_sample(results: Dict[str, RunResult], i: int) -> Dict[str, RunResult]:
+    """Copies of every backend's records of sample ``i`` only (batch axis kept, length 1): what the
+    report's plots need, without keeping a whole chunk's records alive."""
+    return {name: RunResult(backend=r.backend,
+                            outputs={n: a[i:i + 1].copy() for n, a in r.outputs.items()},
+                            states={n: {k: a[i:i + 1].copy() for k, a in st.items()} for n, st in r.states.items()},
+                            info=r.info)
+            for name, r in results.items()}
 
 
 def _merge_infos(infos: List[dict]) -> dict:

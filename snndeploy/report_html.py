@@ -137,25 +137,26 @@ def plot_traces(rep: dict, results: dict, layers: List[str], sample: int) -> Opt
     return _png(fig)
 
 
-def plot_agreement_over_time(rep: dict, results: dict, layers: List[str]) -> Optional[str]:
+def plot_agreement_over_time(rep: dict, layers: List[str]) -> Optional[str]:
+    """Equal spike entries per step and layer, over all samples compared (the report's merged
+    per-step mismatch counts)."""
     plt = _plt()
-    ref = results[rep["reference"]].outputs
     fig, ax = plt.subplots(figsize=(10, 3))
     drawn = False
-    for other, r in results.items():
-        if other == rep["reference"]:
-            continue
+    for pair in rep["pairs"]:
         for n in layers:
-            if n in ref and n in r.outputs:
-                a, b = ref[n], r.outputs[n]
-                eq = (a == b).reshape(a.shape[0], a.shape[1], -1).mean(axis=(0, 2))
-                ax.plot(100 * eq, label=f"{n}: {other}")
-                drawn = True
+            node = pair["nodes"].get(n)
+            if not node or "mismatches_per_step" not in node:
+                continue
+            per_step = node["entries"] / len(node["mismatches_per_step"])
+            eq = 1.0 - np.asarray(node["mismatches_per_step"], dtype=float) / per_step
+            ax.plot(100 * eq, label=f"{n}: {pair['b']}")
+            drawn = True
     if not drawn:
         return None
     ax.set_xlabel("step")
     ax.set_ylabel("equal entries %")
-    ax.set_title(f"spike agreement with {rep['reference']} per layer over time (all samples)")
+    ax.set_title(f"spike agreement with {rep['reference']} per layer over time ({rep['samples']} samples)")
     ax.legend(fontsize=7)
     return _png(fig)
 
@@ -219,11 +220,9 @@ def render_html(rep: dict, results: dict, graph) -> str:
     traces = plot_traces(rep, results, layers, local)
     if traces:
         parts += ["<h2>Membrane traces</h2>", traces]
-    agree = plot_agreement_over_time(rep, results, layers)
+    agree = plot_agreement_over_time(rep, layers)
     if agree:
-        span = ("all samples" if plotted["count"] == rep["samples"] else
-                f"samples {first}-{first + plotted['count'] - 1} of {rep['samples']}, the chunk plotted")
-        parts += [f"<h2>Agreement per layer over time ({span})</h2>", agree]
+        parts += [f"<h2>Agreement per layer over time (all {rep['samples']} samples)</h2>", agree]
     parts += _energy_html(rep)
     parts += _quantization_html(rep)
     how = html.escape(rep.get("accuracy_how", "argmax over classes of the output summed over time"))

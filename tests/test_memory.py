@@ -53,8 +53,9 @@ def test_compare_in_chunks_when_records_do_not_fit_equals_one_run(paper, monkeyp
     monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: int(per * 20 / pipeline.MEMORY_HEADROOM))
     chunked, kept = pipeline.compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
     assert chunked["chunks"]["count"] >= 2 and chunked["chunks"]["size"] < 23
-    assert chunked["plotted_samples"] == {"start": 0, "count": chunked["chunks"]["size"]}
-    assert len(kept["norse"].outputs[G.io_nodes(g)[1]]) == chunked["chunks"]["size"]
+    assert {k: chunked["plotted_samples"][k] for k in ("start", "count")} == {"start": 0, "count": 1}
+    out = G.io_nodes(g)[1]
+    assert np.array_equal(kept["norse"].outputs[out], get_backend("norse").run(g, x[:1], 1e-4).outputs[out])
     assert _strip_timing(chunked) == _strip_timing(whole)
     assert chunked["backends"]["lava-float"]["info"]["chunks"] == chunked["chunks"]["count"]
 
@@ -83,7 +84,7 @@ def test_cli_compare_with_chunk_option(paper, tmp_path, capsys):
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["chunks"]["size"] == 4 and rep["chunks"]["count"] == 3 and rep["samples"] == 9
     assert rep["pairs"][0]["nodes"]["lif1.lif"]["entries"] == 9 * 40 * 38  # every sample counted once
-    assert "samples 0-3 of 9" in (tmp_path / "rep" / "report.html").read_text()
+    assert "Agreement per layer over time (all 9 samples)" in (tmp_path / "rep" / "report.html").read_text()
 
 
 class _FlipOneSpike:
@@ -107,7 +108,7 @@ class _FlipOneSpike:
         return type(r)(backend="flip", outputs=outs, states=r.states, info=r.info)
 
 
-def test_plots_show_the_chunk_where_backends_first_diverge(paper, monkeypatch):
+def test_plots_show_the_sample_where_backends_first_diverge(paper, monkeypatch):
     from snndeploy import backends
 
     flip = _FlipOneSpike(at=9)
@@ -118,9 +119,12 @@ def test_plots_show_the_chunk_where_backends_first_diverge(paper, monkeypatch):
     rep, kept = pipeline.compare_runs(g, "b.nir", ["norse", "flip"], x, None, 1e-4, "test", show_progress=False,
                                       chunk=4)
     assert rep["pairs"][0]["first_divergence"] == {"node": "lif1.lif", "sample": 9, "step": 5, "neuron": 3}
-    assert rep["plotted_samples"] == {"start": 8, "count": 4}
-    assert np.array_equal(kept["norse"].outputs["lif1.lif"], get_backend("norse").run(g, x[8:12], 1e-4).outputs["lif1.lif"])
+    per_step = rep["pairs"][0]["nodes"]["lif1.lif"]["mismatches_per_step"]
+    assert len(per_step) == 40 and per_step[5] == 1 and sum(per_step) == 1  # merged over the chunks
+    assert {k: rep["plotted_samples"][k] for k in ("start", "count")} == {"start": 9, "count": 1}
+    assert np.array_equal(kept["norse"].outputs["lif1.lif"], get_backend("norse").run(g, x[9:10], 1e-4).outputs["lif1.lif"])
+    assert kept["flip"].outputs["lif1.lif"][0, 5, 3] != kept["norse"].outputs["lif1.lif"][0, 5, 3]
     from snndeploy.report_html import render_html
 
     html = render_html(rep, kept, g)
-    assert "Spikes, sample 9" in html and "samples 8-11 of 14" in html
+    assert "Spikes, sample 9" in html and "Agreement per layer over time (all 14 samples)" in html
