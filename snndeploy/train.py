@@ -213,6 +213,18 @@ def make_step(model, opt, device: str, amp: bool, compile_model: bool):
     return step
 
 
+def make_optimizer(params, tcfg: dict):
+    """Adam; AdamW (decoupled weight decay, Loshchilov & Hutter) when ``train.weight_decay`` > 0."""
+    import torch
+
+    wd = tcfg.get("weight_decay", 0.0)
+    if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not wd >= 0:
+        raise InputError(f"train.weight_decay must be a number >= 0, got {wd!r}")
+    if wd > 0:
+        return torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=float(wd))
+    return torch.optim.Adam(params, lr=tcfg["lr"])
+
+
 def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None, seed: Optional[int] = None,
           data_dir: Optional[str] = None, quiet: bool = False, resume: bool = False) -> Tuple[Dict, Dict[str, Path]]:
     """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export."""
@@ -241,7 +253,7 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     torch.manual_seed(tcfg["seed"])
     model = ARCHITECTURES[arch](cfg, ds.shape, ds.n_classes).to(dev)
     in_shape = tuple(model.input_shape)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg["lr"])
+    opt = make_optimizer(model.parameters(), tcfg)
     gen = torch.Generator(device=dev).manual_seed(tcfg["seed"])
     history, first_epoch = [], 0
     ckpt_path = out_dir / "checkpoint.pt"

@@ -163,3 +163,23 @@ def test_bad_augmentation_is_named(augment, cfg_name, named, tmp_path):
     with pytest.raises(InputError, match=named.replace("(", r"\(").replace(")", r"\)")):
         train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_weight_decay_shrinks_the_weights_and_bad_values_are_named(tmp_path):
+    from snndeploy.train import load_model_config, make_optimizer, train
+
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = make_optimizer([p], {"lr": 0.1, "weight_decay": 0.5})
+    p.grad = torch.zeros(3)  # no gradient: only the decoupled decay moves the weight
+    opt.step()
+    assert torch.allclose(p.detach(), torch.full((3,), 1 - 0.1 * 0.5))
+    q = torch.nn.Parameter(torch.ones(3))
+    opt = make_optimizer([q], {"lr": 0.1})
+    q.grad = torch.zeros(3)
+    opt.step()
+    assert torch.equal(q.detach(), torch.ones(3))  # default: plain Adam, no decay
+    cfg = load_model_config("digits_mlp")
+    cfg["train"]["weight_decay"] = -0.1
+    with pytest.raises(InputError, match=r"train.weight_decay must be a number >= 0, got -0.1"):
+        train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
+    assert not (tmp_path / "checkpoint.pt").exists()
