@@ -114,6 +114,9 @@ def merge_pairs(parts: List[dict], tol: Tolerances) -> dict:
                                      "mismatches_per_step": [0] * len(v["mismatches_per_step"])})
             m["mismatches"] += v["mismatches"]
             m["entries"] += v["entries"]
+            if len(v["mismatches_per_step"]) != len(m["mismatches_per_step"]):
+                raise ValueError(f"node '{n}': chunks of {len(m['mismatches_per_step'])} and "
+                                 f"{len(v['mismatches_per_step'])} steps cannot be merged")
             m["mismatches_per_step"] = [x + y for x, y in zip(m["mismatches_per_step"], v["mismatches_per_step"])]
             if m["first_divergence"] is None and v["first_divergence"] is not None:
                 m["first_divergence"] = dict(v["first_divergence"])

@@ -250,7 +250,7 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
             local = min((p[-1]["first_divergence"]["sample"] - start for p in pair_parts.values()
                          if p[-1]["first_divergence"] is not None), default=0)
             kept, kept_start, kept_diverged = one_sample(results, local), start + local, diverged
-        del results
+        del results, r  # the loop variable would keep one backend's whole chunk alive during the next run
     report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": n,
               "steps": steps, "reference": names[0], "backends": {}, "pairs": [],
               "accuracy_how": readout_description(graph),

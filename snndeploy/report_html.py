@@ -109,7 +109,7 @@ def plot_raster(rep: dict, results: dict, layers: List[str], sample: int) -> str
         ax.set_ylim(-0.5, a.shape[1] - 0.5)
         ax.legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel(f"step (sample {sample + rep.get('plotted_samples', {}).get('start', 0)})")
-    fig.suptitle(f"spike raster per layer, sample {sample}; red x: mismatch with {rep['reference']}")
+    fig.suptitle(f"spike raster per layer, sample {sample + rep.get('plotted_samples', {}).get('start', 0)}; red x: mismatch with {rep['reference']}")
     return _png(fig)
 
 

@@ -218,8 +218,8 @@ def make_optimizer(params, tcfg: dict):
     import torch
 
     wd = tcfg.get("weight_decay", 0.0)
-    if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not wd >= 0:
-        raise InputError(f"train.weight_decay must be a number >= 0, got {wd!r}")
+    if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < math.inf:
+        raise InputError(f"train.weight_decay must be a finite number >= 0, got {wd!r}")
     if wd > 0:
         return torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=float(wd))
     return torch.optim.Adam(params, lr=tcfg["lr"])

@@ -128,3 +128,37 @@ def test_plots_show_the_sample_where_backends_first_diverge(paper, monkeypatch):
 
     html = render_html(rep, kept, g)
     assert "Spikes, sample 9" in html and "Agreement per layer over time (all 14 samples)" in html
+
+
+class _WatchRecords:
+    """norse, remembering weak references to what it returned: a chunk's records must be freed
+    before the next chunk runs (only one sample's copy is kept for the plots)."""
+
+    name = "watch"
+
+    def __init__(self):
+        from snndeploy.backends.norse_backend import NorseBackend
+
+        self.inner, self.previous, self.alive_at_next_run = NorseBackend(), [], []
+        self.supports = self.inner.supports
+
+    def run(self, graph, spikes, dt, progress=None):
+        import gc
+        import weakref
+
+        gc.collect()
+        self.alive_at_next_run.append(sum(ref() is not None for ref in self.previous))
+        r = self.inner.run(graph, spikes, dt)
+        self.previous = [weakref.ref(a) for a in r.outputs.values()]
+        return r
+
+
+def test_a_chunks_records_are_freed_before_the_next_chunk_runs(paper, monkeypatch):
+    from snndeploy import backends
+
+    watch = _WatchRecords()
+    monkeypatch.setitem(backends.BACKENDS, "watch", lambda **kw: watch)
+    g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
+    x = (np.random.default_rng(1).random((12, 40, 12)) < 0.3).astype(np.float64)
+    pipeline.compare_runs(g, "b.nir", ["norse", "watch"], x, None, 1e-4, "test", show_progress=False, chunk=4)
+    assert watch.alive_at_next_run == [0, 0, 0]

@@ -180,6 +180,6 @@ def test_weight_decay_shrinks_the_weights_and_bad_values_are_named(tmp_path):
     assert torch.equal(q.detach(), torch.ones(3))  # default: plain Adam, no decay
     cfg = load_model_config("digits_mlp")
     cfg["train"]["weight_decay"] = -0.1
-    with pytest.raises(InputError, match=r"train.weight_decay must be a number >= 0, got -0.1"):
+    with pytest.raises(InputError, match=r"train.weight_decay must be a finite number >= 0, got -0.1"):
         train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
     assert not (tmp_path / "checkpoint.pt").exists()
