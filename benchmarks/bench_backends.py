@@ -44,7 +44,7 @@ def run(kind: str, steps: int, seed: int, tmp: Path):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
 
-    from snndeploy.lavaprocs.recorders import MemmapRecorder
+    from snndeploy.runtime.lavaprocs.recorders import MemmapRecorder
 
     src, lifs = build(np.random.default_rng(seed), steps)
     sinks = []
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--out", default="benchmarks/results/backends.json")
     args = ap.parse_args(argv)
-    from snndeploy.backends.lava_runtime import import_lava
+    from snndeploy.runtime.lava import import_lava
 
     import_lava()
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {bench!r})
 from bench_fixed import random_graph
-from snndeploy.pipeline import compare_runs
+from snndeploy.harness.compare import compare_runs
 
 g = random_graph(784, {hidden}, 10)
 x = (np.random.default_rng(0).random(({samples}, {steps}, 784)) < 0.05).astype(np.float64)

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(a.torch_threads)
     if a.graph:
-        from snndeploy.graph import input_spec, load_graph
+        from snndeploy.ir.graph import input_spec, load_graph
 
         graph = load_graph(a.graph)
         shape = input_spec(graph).shape

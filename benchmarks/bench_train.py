@@ -20,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snndeploy.networks import SpikingMLP  # noqa: E402
-from snndeploy.train import autocast, encode_batch, load_model_config  # noqa: E402
+from snndeploy.train.config import load_model_config  # noqa: E402
+from snndeploy.train.loop import autocast, encode_batch  # noqa: E402
+from snndeploy.train.networks import SpikingMLP  # noqa: E402
 
 T, BATCH = 25, 256
 HIDDEN = list(load_model_config("fashion_mlp")["model"]["hidden"])
@@ -87,7 +87,7 @@ def run_epoch(model, x, y, device, amp, compile_model, gen, max_batches=None):
 
 def conv_direct_input(ds, device, max_batches=None, batch: int = 64) -> dict:
     """``models/fashion_conv.toml`` (direct input): the image repeated over T vs the first layer once."""
-    from snndeploy.networks import ARCHITECTURES
+    from snndeploy.train.networks import ARCHITECTURES
 
     cfg = load_model_config("fashion_conv")
     steps = cfg["encoding"]["steps"]
@@ -101,7 +101,7 @@ def conv_direct_input(ds, device, max_batches=None, batch: int = 64) -> dict:
         model = ARCHITECTURES["conv"](cfg, (1, 28, 28), 10).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-        def step(xb, yb):
+        def step(xb, yb, model=model, opt=opt, shortcut=shortcut):
             if shortcut:
                 counts = model(xb, steps).sum(0)
             else:
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/train.json")
     args = ap.parse_args(argv)
-    from snndeploy.datasets import get_dataset
+    from snndeploy.data.datasets import get_dataset
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     ds = get_dataset("fashion-mnist", args.data_dir)

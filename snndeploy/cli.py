@@ -8,7 +8,6 @@ Exit codes: 0 success (compare: passed), 1 compare ran but did not pass,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -79,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _tolerance_args(p) -> None:
-    from .harness import DEFAULT_MIN_PREDICTION_AGREEMENT, DEFAULT_MIN_SPIKE_AGREEMENT
+    from .harness.agreement import DEFAULT_MIN_PREDICTION_AGREEMENT, DEFAULT_MIN_SPIKE_AGREEMENT
 
     p.add_argument("--min-spike-agreement", type=float, default=DEFAULT_MIN_SPIKE_AGREEMENT)
     p.add_argument("--min-prediction-agreement", type=float, default=DEFAULT_MIN_PREDICTION_AGREEMENT)
@@ -87,7 +86,7 @@ def _tolerance_args(p) -> None:
 
 
 def _tolerances(args):
-    from .harness import Tolerances
+    from .harness.agreement import Tolerances
 
     for name in ("min_spike_agreement", "min_prediction_agreement"):
         v = getattr(args, name)
@@ -97,7 +96,8 @@ def _tolerances(args):
 
 
 def cmd_train(args) -> int:
-    from .train import load_model_config, train
+    from .train.config import load_model_config
+    from .train.loop import train
 
     cfg = load_model_config(args.model)
     cfg["dataset"] = args.dataset
@@ -111,7 +111,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_qat(args) -> int:
-    from .qat import finetune
+    from .train.qat import finetune
 
     rep = finetune(args.from_dir, args.out, epochs=args.epochs, device=args.device, lr=args.lr,
                    data_dir=args.data_dir)
@@ -128,8 +128,10 @@ def cmd_qat(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import graph as G
-    from .pipeline import load_input_npz, run_backends, save_npz_atomically
+    from .harness.inputs import load_input_npz
+    from .harness.run import run_backends
+    from .ir import graph as G
+    from .util.files import npz_bytes, write_bytes
 
     graph = G.load_graph(args.graph)
     dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
@@ -139,32 +141,33 @@ def cmd_run(args) -> int:
 
     get_backend(args.backend)  # unknown name: fail before anything runs
     result = run_backends(graph, [args.backend], x, dt)[args.backend]
-    save_npz_atomically(args.out, result.outputs)
+    write_bytes(args.out, npz_bytes(result.outputs))
     print(f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.outputs.items())} "
           f"(NIR timeline, {args.backend})")
     return EXIT_OK
 
 
 def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args, extra_files=None) -> int:
-    from .pipeline import compare_runs, write_files_atomically
-    from .report import render_markdown
-    from .report_html import render_html
+    from .harness.compare import compare_runs
+    from .report.html import render_html
+    from .report.markdown import render_markdown
+    from .util.files import json_bytes, write_files
 
     rep, results = compare_runs(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target,
                                 chunk=getattr(args, "chunk", None))
     md = render_markdown(rep)
-    files = {"report.json": (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode(), "report.md": md.encode(),
+    files = {"report.json": json_bytes(rep), "report.md": md.encode(),
              "report.html": render_html(rep, results, graph).encode()}
     files.update(extra_files or {})
-    written = write_files_atomically(args.out, files)
+    written = write_files(args.out, files)
     print(md)
     print("wrote " + ", ".join(str(p) for p in written))
     return EXIT_OK if rep["passed"] else EXIT_NOT_PASSED
 
 
 def cmd_compare(args) -> int:
-    from . import graph as G
-    from .pipeline import dataset_input, load_input_npz
+    from .harness.inputs import dataset_input, load_input_npz
+    from .ir import graph as G
 
     graph = G.load_graph(args.graph)
     dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
@@ -186,9 +189,10 @@ def cmd_compare(args) -> int:
 def cmd_demo(args) -> int:
     import torch
 
-    from . import graph as G
-    from .pipeline import dataset_input
-    from .train import config_hash, load_model_config, train
+    from .harness.inputs import dataset_input
+    from .ir import graph as G
+    from .train.config import config_hash, load_model_config
+    from .train.loop import train
 
     cfg = load_model_config(DEMO_MODEL)
     out = Path(args.out)
@@ -214,11 +218,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_energy(args) -> int:
-    from . import graph as G
     from .backends import get_backend
-    from .pipeline import energy_report, energy_target, load_input_npz, run_backends
-    from .report import render_energy_markdown
-    from .synops import count_ops
+    from .energy.counts import count_ops
+    from .energy.estimate import energy_report, energy_target
+    from .harness.inputs import load_input_npz
+    from .harness.run import run_backends
+    from .ir import graph as G
+    from .report.markdown import render_energy_markdown
 
     graph = G.load_graph(args.graph)
     dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")

@@ -117,10 +117,10 @@ def test_bad_unknown_backend(paper, tmp_path, capsys):
 
 def test_qat_reports_what_the_exported_graph_does(trained, tmp_path, capsys):
     """The before/after figures are recomputed here from the written graph and must match."""
-    from snndeploy import graph as G
     from snndeploy.backends import get_backend
-    from snndeploy.harness import predictions
-    from snndeploy.pipeline import dataset_input
+    from snndeploy.harness.agreement import predictions
+    from snndeploy.harness.inputs import dataset_input
+    from snndeploy.ir import graph as G
 
     out = tmp_path / "qat"
     assert main(["qat", "--from", str(trained), "--epochs", "1", "--device", "cpu", "--out", str(out)]) == 0

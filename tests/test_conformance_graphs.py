@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snndeploy import graph as G
 from snndeploy.backends import get_backend
 from snndeploy.errors import GraphError
+from snndeploy.ir import graph as G
 
 PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "nir-paper"
 DT = 1e-4  # the paper's graphs carry no dt
@@ -17,7 +17,8 @@ MIN_AGREEMENT = 0.999
 
 
 def _spiking_nodes(graph):
-    from snndeploy.nodes import NeuronParams, params_of
+    from snndeploy.reference import NeuronParams
+    from snndeploy.reference import read_record as params_of
 
     out = []
     for n, node in graph.nodes.items():

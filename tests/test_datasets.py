@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snndeploy import datasets as D
+from snndeploy.data import datasets as D
 from snndeploy.errors import DatasetError
 
 N_TRAIN, N_TEST = 12, 5
@@ -53,7 +53,7 @@ def check_mnist_like(ds, arrays):
     np.testing.assert_array_equal(ds.x_test, (arrays["test_images"] / 255.0).astype(np.float32))
     np.testing.assert_array_equal(ds.y_train, arrays["train_labels"])
     np.testing.assert_array_equal(ds.y_test, arrays["test_labels"])
-    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    assert ds.x_train.min() >= 0.0 and ds.x_train.max() <= 1.0
     assert ds.n_classes == 10 and ds.shape == (28, 28)
 
 
@@ -185,7 +185,7 @@ def test_fashion_mnist_real_debian_package():
     assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
     assert ds.y_train.shape == (60000,) and ds.y_test.shape == (10000,)
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
-    assert 0.0 == ds.x_train.min() and ds.x_train.max() == 1.0
+    assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
     np.testing.assert_array_equal(np.bincount(ds.y_train), np.full(10, 6000))
     np.testing.assert_array_equal(np.bincount(ds.y_test), np.full(10, 1000))
 

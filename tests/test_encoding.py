@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snndeploy.encoding import ENCODERS, encode, latency_times
+from snndeploy.data.encoding import ENCODERS, encode, latency_times
 from snndeploy.errors import InputError
 
 X = np.random.default_rng(7).random((6, 5, 4)).astype(np.float32)

@@ -6,11 +6,13 @@ from pathlib import Path
 import nir
 import numpy as np
 import pytest
-
 from helpers import bernoulli, mlp_graph
+
+from snndeploy.energy.counts import COUNT_KEYS, count_ops, counts_equal, ops_summary
+from snndeploy.energy.estimate import energy_summary
+from snndeploy.energy.mapping import mapping_estimate
+from snndeploy.energy.targets import load_target
 from snndeploy.errors import InputError
-from snndeploy.synops import COUNT_KEYS, count_ops, counts_equal, energy_summary, mapping_estimate, ops_summary
-from snndeploy.targets import load_target
 
 try:
     import tomllib

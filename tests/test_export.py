@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from snndeploy import graph as G
 from snndeploy.backends import get_backend
-from snndeploy.export import nirtorch_node_map, to_nir
-from snndeploy.networks import SpikingMLP
+from snndeploy.frontends.norse import nirtorch_node_map, to_nir
+from snndeploy.ir import graph as G
+from snndeploy.train.networks import SpikingMLP
 
 DT = 1e-3
 
@@ -80,7 +80,7 @@ def test_lifcell_exports_as_cubalif_with_w_in_tau_syn_over_dt(tmp_path):
     """Norse's current-based LIFCell: our CubaLIF export reproduces its spikes on norse and lava-float."""
     from norse.torch import LIFCell, LIFParameters
 
-    from snndeploy.networks import SpikingNet
+    from snndeploy.train.networks import SpikingNet
 
     torch.manual_seed(1)
     p = LIFParameters(tau_syn_inv=torch.as_tensor(1 / 5e-3), tau_mem_inv=torch.as_tensor(1 / 1e-2),

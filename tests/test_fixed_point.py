@@ -13,19 +13,18 @@ spike, ratio to threshold 0.40039 instead of the exact 0.4), dv = 164 too. Volta
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import nir
 import numpy as np
 import pytest
+from conftest import CONFORMANCE as PAPER
 
 from snndeploy.backends import get_backend
-from snndeploy.backends.lava_plan import build_plan
 from snndeploy.errors import GraphError, InputError
-from snndeploy.quantize import (STATE_MAX, VTH_MAX, QuantizationError, quantize_plan, representable_weights,
-                                round_half_away, validate_fixed_plan)
+from snndeploy.lower.fixed import quantize_plan, validate_fixed_plan
+from snndeploy.lower.plan import build_plan
+from snndeploy.lower.quantize import STATE_MAX, VTH_MAX, QuantizationError, representable_weights, round_half_away
 
-from conftest import CONFORMANCE as PAPER
 PAPER_SPIKES = [460, 510, 710, 760]
 DT = 1e-3
 
@@ -299,7 +298,7 @@ def test_conformance_lif_norse_lava_fixed():
 @pytest.mark.slow
 def test_conformance_cnn_sinabs_emulator_equals_lava_fixed():
     """Sinabs' conv graph (Conv2d, IF, SumPool2d, Flatten, Affine; chains composed, then quantized)."""
-    from snndeploy import graph as G
+    from snndeploy.ir import graph as G
 
     g = G.load_graph(PAPER / "cnn_sinabs.nir")
     x = (np.random.default_rng(0).random((2, 12, 2, 34, 34)) < 0.15).astype(float)

@@ -3,11 +3,11 @@
 import nir
 import numpy as np
 import pytest
-
 from helpers import mlp_graph
-from snndeploy import graph as G
+
 from snndeploy.backends import get_backend
 from snndeploy.errors import GraphError, InputError, UnsupportedNodeError
+from snndeploy.ir import graph as G
 
 
 def test_missing_file(tmp_path):

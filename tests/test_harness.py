@@ -1,11 +1,12 @@
 """Agreement, first divergence, predictions and SynOps on hand-made records."""
 
 import numpy as np
-
 from helpers import mlp_graph
-from snndeploy.harness import Tolerances, compare_pair, first_divergence, merge_pairs, predictions
-from snndeploy.synops import count_ops, counts_equal, energy_summary, merge_counts
-from snndeploy.targets import load_target
+
+from snndeploy.energy.counts import count_ops, counts_equal, merge_counts
+from snndeploy.energy.estimate import energy_summary
+from snndeploy.energy.targets import load_target
+from snndeploy.harness.agreement import Tolerances, compare_pair, first_divergence, merge_pairs, predictions
 
 
 def test_first_divergence_is_earliest_sample_then_step():

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
 from helpers import bernoulli, mlp_graph
-from snndeploy import graph as G
+
 from snndeploy.backends import get_backend
+from snndeploy.ir import graph as G
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
 

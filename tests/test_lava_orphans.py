@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CONFORMANCE
 
 pytestmark = pytest.mark.slow
@@ -24,7 +23,7 @@ CHILD = textwrap.dedent("""
     import sys
     import numpy as np
     sys.path.insert(0, {repo!r})
-    from snndeploy import graph as G
+    from snndeploy.ir import graph as G
     from snndeploy.backends import get_backend
 
     g = G.load_graph({graph!r})

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from snndeploy import graph as G
-from snndeploy import pipeline
 from snndeploy.backends import get_backend
 from snndeploy.cli import main
 from snndeploy.errors import InputError
+from snndeploy.harness import memory
+from snndeploy.harness.compare import compare_runs
+from snndeploy.ir import graph as G
 
 
 def test_estimate_bounds_what_norse_records(paper):
@@ -17,12 +18,12 @@ def test_estimate_bounds_what_norse_records(paper):
     x = (np.random.default_rng(0).random((3, 6) + tuple(shape)) < 0.3).astype(np.float64)
     r = get_backend("norse").run(g, x, 1e-4)
     held = sum(a.nbytes for a in r.outputs.values()) + sum(a.nbytes for s in r.states.values() for a in s.values())
-    est = pipeline.record_bytes_per_sample(g, 6, 1) * 3
+    est = memory.record_bytes_per_sample(g, 6, 1) * 3
     assert held <= est <= held + 2 * x.nbytes  # the two input copies are the only extra
 
 
 def test_compare_too_big_even_for_one_sample_exits_2_and_writes_nothing(paper, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: 2**14)  # 16 KiB: not even the input
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2**14)  # 16 KiB: not even the input
     x = (np.random.default_rng(1).random((50, 40, 12)) < 0.3).astype(np.float32)
     np.savez(tmp_path / "in.npz", spikes=x)
     out = tmp_path / "rep"
@@ -47,11 +48,11 @@ def test_compare_in_chunks_when_records_do_not_fit_equals_one_run(paper, monkeyp
     x = (np.random.default_rng(1).random((23, 40, 12)) < 0.3).astype(np.float64)
     labels = np.random.default_rng(2).integers(0, 7, 23)
     names = ["norse", "lava-float"]
-    whole, _ = pipeline.compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
+    whole, _ = compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
     assert whole["chunks"]["count"] == 1
-    per = pipeline.record_bytes_per_sample(g, 40, 2)
-    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: int(per * 20 / pipeline.MEMORY_HEADROOM))
-    chunked, kept = pipeline.compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
+    per = memory.record_bytes_per_sample(g, 40, 2)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: int(per * 20 / memory.MEMORY_HEADROOM))
+    chunked, kept = compare_runs(g, "b.nir", names, x, labels, 1e-4, "test", show_progress=False)
     assert chunked["chunks"]["count"] >= 2 and chunked["chunks"]["size"] < 23
     assert {k: chunked["plotted_samples"][k] for k in ("start", "count")} == {"start": 0, "count": 1}
     out = G.io_nodes(g)[1]
@@ -62,11 +63,11 @@ def test_compare_in_chunks_when_records_do_not_fit_equals_one_run(paper, monkeyp
 
 def test_suggested_sample_count_fits(paper, monkeypatch):
     g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
-    per = pipeline.record_bytes_per_sample(g, 40, 2)
-    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda: int(per * 10 / pipeline.MEMORY_HEADROOM))
-    pipeline.check_memory(g, 10, 40, ["norse", "lava-float"])  # exactly fits: no error
+    per = memory.record_bytes_per_sample(g, 40, 2)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: int(per * 10 / memory.MEMORY_HEADROOM))
+    memory.check_memory(g, 10, 40, ["norse", "lava-float"])  # exactly fits: no error
     with pytest.raises(InputError, match="--samples 10 or fewer"):
-        pipeline.check_memory(g, 11, 40, ["norse", "lava-float"])
+        memory.check_memory(g, 11, 40, ["norse", "lava-float"])
 
 
 @pytest.mark.slow
@@ -93,10 +94,13 @@ class _FlipOneSpike:
     name = "flip"
 
     def __init__(self, at):
-        from snndeploy.backends.norse_backend import NorseBackend
+        from snndeploy.backends.norse import NorseBackend
 
         self.inner, self.at = NorseBackend(), at
         self.supports = self.inner.supports
+
+    def check(self, graph, dt):
+        self.inner.check(graph, dt)
 
     def run(self, graph, spikes, dt, progress=None):
         r = self.inner.run(graph, spikes, dt)
@@ -116,7 +120,7 @@ def test_plots_show_the_sample_where_backends_first_diverge(paper, monkeypatch):
     monkeypatch.setitem(backends.BACKENDS, "flip", lambda **kw: flip)
     g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
     x = (np.random.default_rng(1).random((14, 40, 12)) < 0.3).astype(np.float64)
-    rep, kept = pipeline.compare_runs(g, "b.nir", ["norse", "flip"], x, None, 1e-4, "test", show_progress=False,
+    rep, kept = compare_runs(g, "b.nir", ["norse", "flip"], x, None, 1e-4, "test", show_progress=False,
                                       chunk=4)
     assert rep["pairs"][0]["first_divergence"] == {"node": "lif1.lif", "sample": 9, "step": 5, "neuron": 3}
     per_step = rep["pairs"][0]["nodes"]["lif1.lif"]["mismatches_per_step"]
@@ -124,7 +128,7 @@ def test_plots_show_the_sample_where_backends_first_diverge(paper, monkeypatch):
     assert {k: rep["plotted_samples"][k] for k in ("start", "count")} == {"start": 9, "count": 1}
     assert np.array_equal(kept["norse"].outputs["lif1.lif"], get_backend("norse").run(g, x[9:10], 1e-4).outputs["lif1.lif"])
     assert kept["flip"].outputs["lif1.lif"][0, 5, 3] != kept["norse"].outputs["lif1.lif"][0, 5, 3]
-    from snndeploy.report_html import render_html
+    from snndeploy.report.html import render_html
 
     html = render_html(rep, kept, g)
     assert "Spikes, sample 9" in html and "Agreement per layer over time (all 14 samples)" in html
@@ -137,10 +141,13 @@ class _WatchRecords:
     name = "watch"
 
     def __init__(self):
-        from snndeploy.backends.norse_backend import NorseBackend
+        from snndeploy.backends.norse import NorseBackend
 
         self.inner, self.previous, self.alive_at_next_run = NorseBackend(), [], []
         self.supports = self.inner.supports
+
+    def check(self, graph, dt):
+        self.inner.check(graph, dt)
 
     def run(self, graph, spikes, dt, progress=None):
         import gc
@@ -160,5 +167,5 @@ def test_a_chunks_records_are_freed_before_the_next_chunk_runs(paper, monkeypatc
     monkeypatch.setitem(backends.BACKENDS, "watch", lambda **kw: watch)
     g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
     x = (np.random.default_rng(1).random((12, 40, 12)) < 0.3).astype(np.float64)
-    pipeline.compare_runs(g, "b.nir", ["norse", "watch"], x, None, 1e-4, "test", show_progress=False, chunk=4)
+    compare_runs(g, "b.nir", ["norse", "watch"], x, None, 1e-4, "test", show_progress=False, chunk=4)
     assert watch.alive_at_next_run == [0, 0, 0]

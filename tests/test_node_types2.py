@@ -118,7 +118,7 @@ def test_fixed_point_refuses_new_types(backend):
 
 
 def test_integrator_output_cannot_feed_a_synapse_on_lava():
-    from snndeploy.backends.lava_plan import FLOAT_SUPPORTED, build_plan
+    from snndeploy.lower.plan import FLOAT_SUPPORTED, build_plan
 
     nodes = {"i": nir.I(r=np.ones(2)), "fc": nir.Linear(weight=np.eye(2))}
     with pytest.raises(UnsupportedNodeError, match=r"node 'i' of type I: its graded output feeds 'fc'"):

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from snndeploy import graph as G
 from snndeploy.backends import get_backend
 from snndeploy.errors import InputError
-from snndeploy.export import to_nir
-from snndeploy.harness import predictions, readout_description
-from snndeploy.networks import SpikingConvNet, SpikingMLP
-from snndeploy.pipeline import compare_runs
-from snndeploy.report import render_markdown
+from snndeploy.frontends.norse import to_nir
+from snndeploy.harness.agreement import predictions, readout_description
+from snndeploy.harness.compare import compare_runs
+from snndeploy.ir import graph as G
+from snndeploy.report.markdown import render_markdown
+from snndeploy.train.networks import SpikingConvNet, SpikingMLP
 
 DT = 1e-3
 T = 16
@@ -35,7 +35,7 @@ def test_li_readout_integrates_without_spiking(model):
     """v_t = v_{t-1} + dt/tau (-v_{t-1} + I_t): checked against the recurrence written out here."""
     li = model.layers["li2"]
     i_seq = torch.randn(T, 3, 5, dtype=torch.float64)
-    from snndeploy.networks import li_box_over_time
+    from snndeploy.train.networks import li_box_over_time
 
     a = float(DT * li.p.tau_mem_inv)  # dt/tau as Norse computes it (float32 parameter)
     assert a == pytest.approx(DT / 2e-2, rel=1e-6)
@@ -108,7 +108,8 @@ def test_conv_net_li_readout_names_the_last_layer():
 
 
 def test_unknown_readout_is_named(tmp_path):
-    from snndeploy.train import load_model_config, train
+    from snndeploy.train.config import load_model_config
+    from snndeploy.train.loop import train
 
     cfg = load_model_config("digits_mlp")
     cfg["readout"] = {"kind": "max_membrane"}
@@ -118,7 +119,8 @@ def test_unknown_readout_is_named(tmp_path):
 
 
 def test_readout_must_fit_the_architecture(tmp_path):
-    from snndeploy.train import load_model_config, train
+    from snndeploy.train.config import load_model_config
+    from snndeploy.train.loop import train
 
     cfg = load_model_config("digits_mlp")
     cfg["readout"] = {"kind": "mean_output"}

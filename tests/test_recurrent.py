@@ -11,13 +11,14 @@ from pathlib import Path
 import nir
 import numpy as np
 import pytest
-
 from helpers import bernoulli
-from snndeploy import graph as G
+
 from snndeploy.backends import get_backend
-from snndeploy.backends import lava_plan
-from snndeploy.backends.lava_plan import build_plan
 from snndeploy.errors import GraphError, UnsupportedNodeError
+from snndeploy.ir import graph as G
+from snndeploy.lower import neurons as lower_neurons
+from snndeploy.lower import plan as lava_plan
+from snndeploy.lower.plan import build_plan
 
 PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "nir-paper"
 BRAILLE = ["braille_noDelay_bias_zero.nir", "braille_noDelay_noBias_subtract.nir"]
@@ -28,7 +29,6 @@ MIN_AGREEMENT = 0.999
 
 def _recurrent_graph(rng, n_in=5, n_hid=6, n_out=3, rec_bias=0.1, self_edge_first=False):
     """in -> fc1 -> lif1 (CubaLIF) <-> w_rec (Affine) ; lif1 -> fc2 -> lif2 (LIF) <-> w_rec2 (Linear) -> out."""
-    ones_h, ones_o = np.ones(n_hid), np.ones(n_out)
     nodes = {
         "in": nir.Input(input_type={"input": np.array([n_in])}),
         "fc1": nir.Affine(weight=rng.normal(0, 2.0, (n_hid, n_in)), bias=rng.normal(0, 0.1, n_hid)),
@@ -154,7 +154,8 @@ def test_fixed_point_refuses_recurrence_naming_the_back_edge(backend):
 
 
 def _spiking(g):
-    from snndeploy.nodes import NeuronParams, params_of
+    from snndeploy.reference import NeuronParams
+    from snndeploy.reference import read_record as params_of
 
     return [n for n, node in g.nodes.items() if type(node).__name__ not in ("Input", "Output")
             and isinstance(params_of(n, node), NeuronParams) and params_of(n, node).spiking]
@@ -238,7 +239,7 @@ def test_lava_sample_does_not_depend_on_the_previous_sample():
 @pytest.mark.slow
 def test_isolation_test_detects_a_leak_without_muting(monkeypatch):
     """Without the mute pulse the previous sample's tail spikes reach the next sample's step 0."""
-    monkeypatch.setattr(lava_plan, "MUTE_CURRENT", 0.0)
+    monkeypatch.setattr(lower_neurons, "MUTE_CURRENT", 0.0)
     both, _ = _isolation_case()
     after = get_backend("lava-float").run(_latch_graph(), both, DT)
     assert after.outputs["if1"][1, 0].all()

@@ -9,8 +9,8 @@ from pathlib import Path
 import nir
 import numpy as np
 import pytest
-
 from helpers import bernoulli, mlp_graph
+
 from snndeploy.cli import main
 from snndeploy.errors import EXIT_BAD_INPUT
 

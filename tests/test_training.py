@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from snndeploy.errors import InputError
-from snndeploy.networks import SpikingConvNet, SpikingMLP
-from snndeploy.train import lr_for_epoch
+from snndeploy.train.loop import lr_for_epoch
+from snndeploy.train.networks import SpikingConvNet, SpikingMLP
 
 
 @pytest.mark.parametrize("build", [
@@ -47,7 +47,7 @@ def test_unknown_lr_schedule_is_named():
 
 @pytest.mark.parametrize("alpha", [1.0, 25.0])
 def test_fast_sigmoid_surrogate_slope(alpha):
-    from snndeploy.networks import spike_fn
+    from snndeploy.train.networks import spike_fn
 
     x = torch.tensor([-0.5, -0.04, 0.0, 0.02, 0.3], dtype=torch.float64, requires_grad=True)
     z = spike_fn(x, "fast_sigmoid", alpha)
@@ -77,7 +77,8 @@ def test_norse_superspike_still_ignores_alpha():
     ("init_gain", [1.0, 2.0], "model.init_gain lists 2 gains for 4 weighted layers"),
 ])
 def test_bad_model_config_names_the_field(field, value, named, tmp_path):
-    from snndeploy.train import load_model_config, train
+    from snndeploy.train.config import load_model_config
+    from snndeploy.train.loop import train
 
     cfg = load_model_config("digits_conv")
     cfg["model"][field] = value
@@ -88,7 +89,7 @@ def test_bad_model_config_names_the_field(field, value, named, tmp_path):
 
 def test_bad_model_config_exits_2_from_the_cli(tmp_path, capsys):
     from snndeploy.cli import main
-    from snndeploy.train import MODELS_DIR
+    from snndeploy.train.config import MODELS_DIR
 
     cfg = tmp_path / "bad.toml"
     cfg.write_text((MODELS_DIR / "digits_conv.toml").read_text().replace("[model]\n", '[model]\nlayout = "pool-pool"\n', 1))
@@ -99,7 +100,7 @@ def test_bad_model_config_exits_2_from_the_cli(tmp_path, capsys):
 
 
 def test_sigmoid_surrogate_slope():
-    from snndeploy.networks import spike_fn
+    from snndeploy.train.networks import spike_fn
 
     alpha = 2.0
     x = torch.tensor([-1.0, -0.1, 0.05, 0.7], dtype=torch.float64, requires_grad=True)
@@ -112,7 +113,7 @@ def test_sigmoid_surrogate_slope():
 
 
 def test_hflip_mirrors_a_seeded_half_and_nothing_else():
-    from snndeploy.train import hflip
+    from snndeploy.train.loop import hflip
 
     x = torch.arange(64 * 2 * 3 * 4, dtype=torch.float32).reshape(64, 2, 3, 4)
     out = hflip(x, torch.Generator().manual_seed(0))
@@ -136,7 +137,7 @@ def _translated(img, dy, dx):
 
 
 def test_shift_translates_each_image_by_its_own_offset_within_range():
-    from snndeploy.train import SHIFT_MAX_PIXELS, shift
+    from snndeploy.train.loop import SHIFT_MAX_PIXELS, shift
 
     m = SHIFT_MAX_PIXELS
     x = torch.rand(40, 2, 7, 6) + 0.5  # no zeros inside, so the offset is identifiable
@@ -156,7 +157,8 @@ def test_shift_translates_each_image_by_its_own_offset_within_range():
     (["hflip"], "digits_mlp", "needs image input (C, H, W)"),
 ])
 def test_bad_augmentation_is_named(augment, cfg_name, named, tmp_path):
-    from snndeploy.train import load_model_config, train
+    from snndeploy.train.config import load_model_config
+    from snndeploy.train.loop import train
 
     cfg = load_model_config(cfg_name)
     cfg["train"]["augment"] = augment
@@ -166,7 +168,8 @@ def test_bad_augmentation_is_named(augment, cfg_name, named, tmp_path):
 
 
 def test_weight_decay_shrinks_the_weights_and_bad_values_are_named(tmp_path):
-    from snndeploy.train import load_model_config, make_optimizer, train
+    from snndeploy.train.config import load_model_config
+    from snndeploy.train.loop import make_optimizer, train
 
     p = torch.nn.Parameter(torch.ones(3))
     opt = make_optimizer([p], {"lr": 0.1, "weight_decay": 0.5})

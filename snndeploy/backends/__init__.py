@@ -1,6 +1,8 @@
 """Backend registry: name -> factory. Adding a backend is one module and one line here.
 
-Factories import their module lazily, so that training code never imports Lava.
+Factories import their module lazily, so that training code never imports Lava. No backend
+module imports another; what two backends share lives in the stage below them
+(:mod:`snndeploy.lower`, :mod:`snndeploy.runtime`).
 """
 
 from __future__ import annotations
@@ -8,11 +10,11 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from ..errors import InputError
-from .base import Backend, RunResult, check_supported  # noqa: F401
+from .base import Backend, RunResult  # noqa: F401
 
 
 def _norse(**kw):
-    from .norse_backend import NorseBackend
+    from .norse import NorseBackend
 
     return NorseBackend(**kw)
 

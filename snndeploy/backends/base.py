@@ -1,21 +1,21 @@
 """The one small interface every backend offers, and what a run returns.
 
-A backend is an object with a ``name``, the set of NIR node type names it
-``supports`` and ``run(graph, spikes, dt) -> RunResult``. Every record in a
-RunResult is on the *NIR timeline*: entry ``[b, t]`` is the event caused by
-input step ``t`` of sample ``b`` as NIR's instantaneous Affine/Linear semantics
-define it. A backend that delays internally (Lava: one step per Dense) shifts
-its records back before returning them.
+A backend is an object with a ``name``, the set of NIR node type names it ``supports``
+(derived from the registries of the stages it uses, never typed by hand), ``check(graph, dt)``
+which refuses before anything runs what it cannot run, and ``run(graph, spikes, dt) ->
+RunResult``. ``graph`` is an :class:`~snndeploy.ir.analysed.AnalysedGraph` (a plain NIR graph is
+analysed on the way in). Every record in a RunResult is on the *NIR timeline*: entry ``[b, t]``
+is the event caused by input step ``t`` of sample ``b`` as NIR's instantaneous Affine/Linear
+semantics define it. A backend that delays internally (Lava: one step per Dense) shifts its
+records back before returning them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Optional, Protocol
+from typing import Callable, Dict, Optional, Protocol
 
 import numpy as np
-
-from ..errors import UnsupportedNodeError
 
 Progress = Optional[Callable[[str, float], None]]  # (message, fraction done)
 
@@ -39,14 +39,8 @@ class Backend(Protocol):
     name: str
     supports: frozenset
 
-    def run(self, graph, spikes: np.ndarray, dt: float, progress: Progress = None) -> RunResult:
+    def check(self, graph, dt: float) -> None:
         ...
 
-
-def check_supported(graph, backend: str, supported: Iterable[str]) -> None:
-    """Refuse the first node whose type the backend does not support, naming it."""
-    supported = frozenset(supported)
-    for name, node in graph.nodes.items():
-        tname = type(node).__name__
-        if tname not in supported:
-            raise UnsupportedNodeError(backend, name, tname, supported)
+    def run(self, graph, spikes: np.ndarray, dt: float, progress: Progress = None) -> RunResult:
+        ...

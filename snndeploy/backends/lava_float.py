@@ -1,8 +1,8 @@
 """``lava-float``: Lava's CPU simulator with the ``floating_pt`` process models.
 
-Lowers the graph with :mod:`.lava_plan` (derivation there and in
-docs/semantics.md), runs it with :mod:`.lava_runtime` and converts Lava's
-shifted voltages back to NIR units (``v = v_lava + v_offset``).
+Lowers the graph with :mod:`snndeploy.lower.plan` (derivation there and in docs/semantics.md),
+runs it with :mod:`snndeploy.runtime.lava` and converts Lava's shifted voltages back to NIR
+units (``v = v_lava + v_offset``).
 """
 
 from __future__ import annotations
@@ -11,13 +11,19 @@ import time
 
 import numpy as np
 
-from .. import graph as G
+from ..ir import graph as G
+from ..ir.analysed import as_analysed
+from ..lower.plan import FLOAT_SUPPORTED, LavaPlan, build_plan
+from ..runtime.lava import LavaFactories, run_plan
 from .base import RunResult
-from .lava_plan import FLOAT_SUPPORTED, build_plan
-from .lava_runtime import LavaFactories, run_plan
 
 #: Dense num_message_bits for graded (non-binary) input values
 GRADED_MESSAGE_BITS = 24
+#: a weight matrix this large and at most this dense goes to Lava's ``Sparse`` (same one-step delay)
+SPARSE_MIN_SIZE = 100_000
+SPARSE_MAX_DENSITY = 0.1
+HOW = ("Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense (Sparse for large sparse composed chains) + "
+       "RingBuffer sources, memmap recorders; records shifted back by the Dense depth")
 
 
 def _neuron(nl, group, interval, offset):
@@ -28,12 +34,7 @@ def _neuron(nl, group, interval, offset):
                     reset_interval=interval, reset_offset=offset, name=f"{nl.node}")
 
 
-#: a weight matrix this large and at most this dense goes to Lava's ``Sparse`` (same one-step delay)
-SPARSE_MIN_SIZE = 100_000
-SPARSE_MAX_DENSITY = 0.1
-
-
-def _dense(weight, graded):
+def _synapse(conn, weight, graded):
     from lava.proc.dense.process import Dense
 
     bits = GRADED_MESSAGE_BITS if graded else 0
@@ -45,8 +46,8 @@ def _dense(weight, graded):
     return Dense(weights=weight, num_message_bits=bits)
 
 
-FLOAT_FACTORIES = LavaFactories(tag="floating_pt", neuron=_neuron, dense=_dense, source_data=lambda d: d,
-                                state_vars=("u", "v"))
+FLOAT_FACTORIES = LavaFactories(tag="floating_pt", neuron=_neuron, synapse=_synapse, source_data=lambda d: d,
+                                record_dtype=np.float64, state_vars=("u", "v"))
 
 
 class LavaFloatBackend:
@@ -56,30 +57,42 @@ class LavaFloatBackend:
     def __init__(self, record_states: bool = False):
         self.record_states = record_states
 
+    def plan(self, graph, dt: float) -> LavaPlan:
+        return build_plan(graph, dt, self.name, supported=self.supports, drives=True)
+
+    def check(self, graph, dt: float) -> None:
+        self.plan(graph, dt)
+
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
-        x = G.check_input(graph, spikes)
-        plan = build_plan(graph, dt, self.name, supported=self.supports, drives=True)
+        ag = as_analysed(graph)
+        x = G.check_input(ag.graph, spikes)
+        plan = self.plan(ag, dt)
         start = time.perf_counter()
         outputs, states, info = run_plan(plan, x, FLOAT_FACTORIES, record_states=self.record_states,
                                          progress=progress, name=self.name)
-        B, T = x.shape[:2]
-        result = {plan.input_node: x}
-        for node, nl in plan.neurons.items():
-            if node in outputs:
-                result[node] = outputs[node].reshape((B, T) + nl.shape)
-            if node in states:
-                states[node] = {k: (v + (nl.v_offset if k == "v" else 0)).reshape((B, T) + nl.shape)
-                                for k, v in states[node].items()}
-        if plan.output_from in plan.neurons:
-            nl = plan.neurons[plan.output_from]
-            result[plan.output_node] = result[nl.node] if nl.spiking else states[nl.node]["v"]
-            if not nl.spiking:
-                result[nl.node] = states[nl.node]["v"]
-        else:
-            out = outputs[plan.output_node] + plan.output_bias
-            result[plan.output_node] = out.reshape((B, T) + plan.output_shape)
-        info.update({"precision": "float64 (Lava floating_pt)", "total_s": time.perf_counter() - start,
-                     "how": "Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense (Sparse for large sparse "
-                            "composed chains) + RingBuffer sources, "
-                            "memmap recorders; records shifted back by the Dense depth"})
+        result = _node_records(plan, x, outputs, states)
+        info.update({"precision": "float64 (Lava floating_pt)", "total_s": time.perf_counter() - start, "how": HOW})
         return RunResult(self.name, result, states, info)
+
+
+def _node_records(plan: LavaPlan, x, outputs, states):
+    """NIR-node outputs (B, T, *shape) from the runtime's flat records; voltages shifted back to NIR
+    units in ``states`` (in place: the runtime's dict is this run's own)."""
+    top = plan.topology
+    B, T = x.shape[:2]
+    result = {top.input_node: x}
+    for node, nl in plan.neurons.items():
+        if node in outputs:
+            result[node] = outputs[node].reshape((B, T) + nl.shape)
+        if node in states:
+            states[node] = {k: (v + (nl.v_offset if k == "v" else 0)).reshape((B, T) + nl.shape)
+                            for k, v in states[node].items()}
+    if top.output_from in plan.neurons:
+        nl = plan.neurons[top.output_from]
+        result[top.output_node] = result[nl.node] if nl.spiking else states[nl.node]["v"]
+        if not nl.spiking:
+            result[nl.node] = states[nl.node]["v"]
+    else:
+        out = outputs[top.output_node] + plan.output_bias
+        result[top.output_node] = out.reshape((B, T) + top.output_shape)
+    return result

@@ -1,6 +1,6 @@
 """``loihi-emu``: Loihi's fixed-point LIF/Dense arithmetic as batched int64 torch (CPU or CUDA).
 
-Runs the same quantized plan as ``lava-fixed`` (:mod:`snndeploy.quantize`) and
+Runs the same quantized plan as ``lava-fixed`` (:mod:`snndeploy.lower.fixed`) and
 reproduces Lava's ``PyLifResetModelBitAcc`` + ``PyDenseModelBitAcc`` bit for
 bit, but directly on the NIR timeline (no one-step Dense delay, no windows):
 each sample starts from ``u = v = 0`` as ``LIFReset`` makes it. Per step, for
@@ -21,15 +21,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
-from ..quantize import (ACT_SHIFT, DECAY_BITS, DECAY_UNITY, DM_OFFSET, DS_OFFSET, STATE_BITS, STATE_MAX, VTH_SHIFT,
-                        FixedPlan, representable_weights, validate_fixed_plan)
+from ..ir import graph as G
+from ..ir.analysed import as_analysed
+from ..lower.fixed import FIXED_SUPPORTED, FixedPlan, check_binary, fixed_plan_for, node_records, validate_fixed_plan
+from ..lower.quantize import (
+    ACT_SHIFT,
+    DECAY_BITS,
+    DECAY_UNITY,
+    DM_OFFSET,
+    DS_OFFSET,
+    STATE_BITS,
+    STATE_MAX,
+    VTH_SHIFT,
+    representable_weights,
+)
+from ..util.device import resolve_device
 from .base import RunResult
-from .lava_fixed import assemble, quantized_inputs
-from .lava_plan import FIXED_SUPPORTED
 
 WRAP_LIMIT = 1 << (STATE_BITS - 1)  #: u wraps when it leaves (-2**23, 2**23]
 WRAP_SPAN = 1 << STATE_BITS
@@ -40,10 +51,10 @@ class Population:
     """One population's integer parameters as (1, N) int64 tensors."""
 
     node: str
-    keep_u: "object"  # 4096 - (du + DS_OFFSET)
-    keep_v: "object"  # 4096 - (dv + DM_OFFSET)
-    bias: "object"  # bias_mant << bias_exp
-    vth: "object"  # vth << VTH_SHIFT
+    keep_u: object  # 4096 - (du + DS_OFFSET)
+    keep_v: object  # 4096 - (dv + DM_OFFSET)
+    bias: object  # bias_mant << bias_exp
+    vth: object  # vth << VTH_SHIFT
     inputs: tuple  # ((src, weight float64 (N_src, N), weight_exp), ...)
 
 
@@ -84,7 +95,7 @@ def populations(fp: FixedPlan, device) -> List[Population]:
         return torch.as_tensor(np.asarray(a, dtype=np.int64).reshape(1, -1), device=device)
 
     pops = []
-    for node in sorted(fp.neurons, key=lambda n: fp.base.depth[n]):
+    for node in sorted(fp.neurons, key=lambda n: fp.topology.depth[n]):
         f = fp.neurons[node]
         ins = tuple((c.src, torch.as_tensor(representable_weights(c.weight).T.astype(np.float64), device=device),
                      c.weight_exp) for c in fp.conns if c.dst == node)
@@ -109,7 +120,7 @@ def emulate(fp: FixedPlan, x: np.ndarray, device: str = "cpu", record_states: bo
     rec_u = {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int64, device=device) for p in pops} if record_states else {}
     rec_v = {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int64, device=device) for p in pops} if record_states else {}
     for t in range(T):
-        out = {fp.base.input_node: xin[:, t]}
+        out = {fp.topology.input_node: xin[:, t]}
         for p in pops:
             a_in = sum(dense(out[src], w, e) for src, w, e in p.inputs)
             s, u, v = lif_step(*state[p.node], a_in, p)
@@ -135,20 +146,24 @@ class LoihiEmuBackend:
         self.device = device
 
     def _device(self) -> str:
-        import torch
+        return resolve_device(self.device or "auto")
 
-        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    def check(self, graph, dt: float) -> None:
+        fixed_plan_for(graph, dt, self.name)
 
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
-        return self.run_fixed(*quantized_inputs(self, graph, spikes, dt), progress)
+        ag = as_analysed(graph)
+        x = G.check_input(ag.graph, spikes)
+        check_binary(x, self.name)
+        return self.run_fixed(fixed_plan_for(ag, dt, self.name), x, progress)
 
     def run_fixed(self, fp: FixedPlan, x: np.ndarray, progress=None) -> RunResult:
         """Run an already quantized plan (tests build edge-case plans directly)."""
         start = time.perf_counter()
         device = self._device()
-        need_v = not fp.neurons[fp.base.output_from].spiking
+        need_v = not fp.neurons[fp.topology.output_from].spiking
         spk, states = emulate(fp, x, device, self.record_states or need_v)
-        result, shaped = assemble(fp, x, spk, states)
+        result, shaped = node_records(fp, x, spk, states)
         if progress is not None:
             progress(self.name, 1.0)
         info = {"precision": "Loihi fixed point (int64 torch emulation of Lava fixed_pt)", "device": device,

@@ -1,0 +1,106 @@
+"""Targets as data: ``targets/NAME.toml``, every constant with its source and an estimate flag.
+
+A target file has ``name``, ``description``, ``kind`` (``"snn"``: a neuromorphic chip that runs the
+spiking network; ``"ann"``: a conventional baseline that runs the same weights as a non-spiking
+network, one forward pass per inference) and up to two tables:
+
+- ``[energy]``: ``key = { value = pJ, per = COUNT, source = "...", estimate = bool }``.
+  ``per`` names the operation count it multiplies (one of
+  :data:`snndeploy.energy.counts.COUNT_KEYS`); a constant without ``per`` is listed in reports
+  but not charged (e.g. Loihi's per-hop energy, which needs a placement).
+- ``[resources]``: ``key = { value = number, unit = "...", source = "...", estimate = bool }``,
+  limits for a mapping estimate (Loihi 2 cores).
+
+``estimate = true`` marks a number (or its use here) that is not a published measurement;
+reports print "(estimate)" next to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import InputError
+from ..util.files import load_toml
+from .counts import COUNT_KEYS
+
+TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
+#: what a target is: runs the spiking network, or the same weights as a non-spiking baseline
+TARGET_KINDS = ("snn", "ann")
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+    source: str
+    estimate: bool
+    per: Optional[str] = None  # the count this energy constant multiplies; None: listed, not charged
+    unit: str = "pJ"
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "unit": self.unit, "per": self.per, "source": self.source,
+                "estimate": self.estimate}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    energy: Dict[str, Constant]
+    path: str
+    resources: Dict[str, Constant] = field(default_factory=dict)
+    kind: str = "snn"  # one of TARGET_KINDS
+
+    @property
+    def is_ann_baseline(self) -> bool:
+        return self.kind == "ann"
+
+    def resource(self, key: str) -> Constant:
+        if key not in self.resources:
+            raise InputError(f"target '{self.name}' ({self.path}) has no resource '{key}'")
+        return self.resources[key]
+
+    @property
+    def has_energy_model(self) -> bool:
+        return any(c.per for c in self.energy.values())
+
+
+def known_targets() -> List[str]:
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
+
+
+def _constants(path: Path, table: str, raw: dict, unit: str) -> Dict[str, Constant]:
+    out = {}
+    for key, c in raw.get(table, {}).items():
+        if not isinstance(c, dict) or "value" not in c or "source" not in c:
+            raise InputError(f"{path}: {table}.{key} must be a table with 'value' and 'source'")
+        try:
+            value = float(c["value"])
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: {table}.{key}.value must be a number, got {c['value']!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise InputError(f"{path}: {table}.{key}.value must be a finite number >= 0, got {value}")
+        per = c.get("per")
+        if per is not None and per not in COUNT_KEYS:
+            raise InputError(f"{path}: {table}.{key}.per is '{per}'; known counts: {', '.join(COUNT_KEYS)}")
+        if not isinstance(c.get("estimate", False), bool):
+            raise InputError(f"{path}: {table}.{key}.estimate must be true or false")
+        out[key] = Constant(value, str(c["source"]), c.get("estimate", False), per, str(c.get("unit", unit)))
+    return out
+
+
+def load_target(name_or_path: str) -> Target:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TARGETS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise InputError(f"target '{name_or_path}' not found (looked for {path}); "
+                         f"known targets: {', '.join(known_targets())}")
+    raw = load_toml(path, "target file")
+    kind = raw.get("kind", "snn")
+    if kind not in TARGET_KINDS:
+        raise InputError(f"{path}: kind is {kind!r}; expected one of {', '.join(TARGET_KINDS)}")
+    return Target(str(raw.get("name", path.stem)), str(raw.get("description", "")),
+                  _constants(path, "energy", raw, "pJ"), str(path), _constants(path, "resources", raw, ""), kind)

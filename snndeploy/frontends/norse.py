@@ -1,0 +1,197 @@
+"""Our Norse -> NIR exporter (``norse.torch.to_nir`` 1.1.0 is not used; see README).
+
+A dict from module type to a small mapper function. Every mapper writes full
+per-neuron float32 numpy arrays, time constants in seconds, and keeps biases.
+The graph carries ``dt`` (seconds) and our config (encoding, readout) in its
+metadata so that ``compare`` can encode inputs identically.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import GraphError
+from ..ir.graph import META_CONFIG, META_DT
+
+
+def _np(t, shape=None) -> np.ndarray:
+    a = torch.as_tensor(t).detach().cpu().to(torch.float64).numpy().astype(np.float32)
+    return np.broadcast_to(a, shape).copy() if shape is not None else a.copy()
+
+
+def export_linear(name: str, m: nn.Linear, dt: float, shape):
+    import nir
+
+    w = _np(m.weight)
+    if m.bias is None:
+        return nir.Linear(weight=w)
+    return nir.Affine(weight=w, bias=_np(m.bias))
+
+
+def export_conv2d(name: str, m: nn.Conv2d, dt: float, shape):
+    import nir
+
+    if m.padding_mode != "zeros":
+        raise GraphError(f"module '{name}': Conv2d padding_mode '{m.padding_mode}' has no NIR equivalent (zeros only)")
+    bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, np.float32)
+    padding = m.padding if isinstance(m.padding, str) else tuple(int(p) for p in m.padding)
+    return nir.Conv2d(input_shape=tuple(int(d) for d in shape[1:]), weight=_np(m.weight),
+                      stride=tuple(int(v) for v in m.stride), padding=padding,
+                      dilation=tuple(int(v) for v in m.dilation), groups=int(m.groups), bias=bias)
+
+
+def _pair(v) -> np.ndarray:
+    return np.array([v, v] if np.isscalar(v) else list(v), dtype=np.int64)
+
+
+def export_avgpool2d(name: str, m: nn.AvgPool2d, dt: float, shape):
+    import nir
+
+    if m.ceil_mode or (not m.count_include_pad and np.any(_pair(m.padding))) or m.divisor_override:
+        raise GraphError(f"module '{name}': AvgPool2d with ceil_mode/count_include_pad=False/divisor_override "
+                         "has no NIR equivalent")
+    return nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
+                         padding=_pair(m.padding))
+
+
+def export_flatten(name: str, m: nn.Flatten, dt: float, shape):
+    """NIR Flatten dims count without the batch axis (docs/conventions.md); torch's do count it."""
+    import nir
+
+    if m.start_dim != 1 or m.end_dim != -1:
+        raise GraphError(f"module '{name}': only Flatten(start_dim=1, end_dim=-1) is exported")
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+
+
+def export_lif_box(name: str, m, dt: float, shape):
+    """Norse LIFBoxCell: tau = 1/tau_mem_inv seconds (not multiplied by dt), r = 1."""
+    import nir
+
+    p = m.p
+    if getattr(p, "reset_method", None) is not None and p.reset_method.__name__ != "reset_value":
+        raise GraphError(f"module '{name}': reset method {p.reset_method.__name__} has no NIR LIF equivalent")
+    if abs(float(m.dt) - dt) > 1e-12:
+        raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
+    return nir.LIF(tau=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32),
+                   v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape))
+
+
+def export_li_box(name: str, m, dt: float, shape):
+    """Norse LIBoxCell (leaky integrator, no current term): NIR LI with tau = 1/tau_mem_inv s, r = 1."""
+    import nir
+
+    if abs(float(m.dt) - dt) > 1e-12:
+        raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
+    p = m.p
+    return nir.LI(tau=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32), v_leak=_np(p.v_leak, shape))
+
+
+def export_lif_cell(name: str, m, dt: float, shape):
+    """Norse LIFCell (current-based) -> NIR CubaLIF.
+
+    Norse per step: ``i <- i + x``; ``v <- v + dt/tau_mem ((v_leak - v) + i)``; spike, reset;
+    ``i <- i (1 - dt/tau_syn)``. NIR CubaLIF integrates ``tau_syn dI/dt = -I + w_in S``, one
+    Euler step adds ``dt/tau_syn * w_in * S``: so ``w_in = tau_syn / dt`` (Norse 1.1.0's to_nir
+    writes another value), r = 1, taus in seconds.
+    """
+    import nir
+
+    p = m.p
+    if float(m.dt) != dt:
+        raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
+    tau_syn = 1.0 / _np(p.tau_syn_inv, shape)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32),
+                       v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape),
+                       w_in=(tau_syn / np.float32(dt)).astype(np.float32))
+
+
+def _neuron_exporters() -> Dict[type, Callable]:
+    from norse.torch import LIBoxCell, LIFBoxCell, LIFCell
+
+    return {LIFBoxCell: export_lif_box, LIFCell: export_lif_cell, LIBoxCell: export_li_box}
+
+
+def _exporters() -> Dict[type, Callable]:
+    """Module type -> exporter: the registry (neurons keep their input's shape)."""
+    return {nn.Linear: export_linear, nn.Conv2d: export_conv2d, nn.AvgPool2d: export_avgpool2d,
+            nn.Flatten: export_flatten, **_neuron_exporters()}
+
+
+def _refuse(name: str, m: nn.Module, exporters) -> None:
+    """A module without exporter: refused naming it, with its own reason where it gives one
+    (a ``nir_refusal(name) -> str`` method, e.g. the graded neuron of snndeploy.train.networks)."""
+    own = getattr(m, "nir_refusal", None)
+    if callable(own):
+        raise GraphError(own(name))
+    raise GraphError(f"module '{name}' of type {type(m).__name__} has no NIR exporter; "
+                     f"supported: {', '.join(t.__name__ for t in exporters)}")
+
+
+def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    if type(m) in _neuron_exporters():  # neurons keep their input's shape
+        return shape
+    try:
+        with torch.no_grad():
+            y = m(torch.zeros((1,) + shape, dtype=next(m.parameters(), torch.zeros(1)).dtype))
+    except RuntimeError as exc:
+        raise GraphError(f"module '{name}' ({type(m).__name__}) does not accept input of shape {shape}: {exc}") from None
+    return tuple(int(d) for d in y.shape[1:])
+
+
+def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
+    """Export a model with an ordered ``layers`` ModuleDict (see networks.py) to a NIRGraph.
+
+    Every node gets explicit input/output types (nir 1.0.8 infers Conv2d shapes from the
+    kernel height only), and neuron parameters are full per-neuron arrays of the node's shape.
+    """
+    import nir
+
+    exporters = _exporters()
+    shape = (int(in_shape),) if np.isscalar(in_shape) else tuple(int(d) for d in in_shape)
+    nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
+    edges = []
+    prev = "input"
+    for name, m in model.layers.items():
+        fn = exporters.get(type(m))
+        if fn is None:
+            _refuse(name, m, exporters)
+        out = _out_shape(name, m, shape)
+        node = fn(name, m, dt, shape)
+        node.input_type = {"input": np.array(shape)}
+        node.output_type = {"output": np.array(out)}
+        nodes[name] = node
+        edges.append((prev, name))
+        prev, shape = name, out
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    edges.append((prev, "output"))
+    metadata = {META_DT: float(dt)}
+    if config is not None:
+        metadata[META_CONFIG] = json.dumps(config, sort_keys=True)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
+
+
+def nirtorch_node_map(dt: float) -> Dict[type, Callable]:
+    """An explicit nirtorch node map (nirtorch's default Affine drops the bias)."""
+    import nir
+    from norse.torch import LIFBoxCell, LIFBoxParameters
+
+    def affine(node):
+        lin = nn.Linear(node.weight.shape[1], node.weight.shape[0], bias=True)
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(node.weight))
+            lin.bias.copy_(torch.as_tensor(node.bias))
+        return lin
+
+    def lif(node):
+        if not np.all(np.asarray(node.r) == 1):
+            raise GraphError("nirtorch map: LIF with r != 1 has no LIFBoxCell equivalent")
+        p = LIFBoxParameters(tau_mem_inv=torch.as_tensor(1.0 / node.tau), v_leak=torch.as_tensor(node.v_leak),
+                             v_th=torch.as_tensor(node.v_threshold), v_reset=torch.as_tensor(node.v_reset))
+        return LIFBoxCell(p, dt=dt)
+
+    return {nir.Affine: affine, nir.LIF: lif}

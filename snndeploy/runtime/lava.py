@@ -1,0 +1,328 @@
+"""Building, running and reading back one Lava network for a whole batch.
+
+One compiled network per evaluation (Lava leaks memory when networks are
+rebuilt per sample). Samples run back to back in windows of ``W = T + D``
+steps, D being the deepest Dense chain: neuron processes are ``LIFReset``
+whose state is zeroed every W steps at a phase chosen per population, just
+before that population integrates the first input step of the next sample::
+
+    Lava step s (1-based) of sample j, NIR step t, population at depth d:
+        source sends x_j[t]          at s = j*W + 1 + t
+        population integrates it     at s = j*W + 1 + t + d
+        reset of that population     at s = j*W + 1 + d   (reset_offset = (1 + d) mod W)
+
+so each sample starts from the initial state, and nothing of one sample leaks
+into the next. A population whose plan has ``drives`` (float plans only: a start
+value of v other than 0, a constant input into u, a bias through a back edge, or
+muting) gets a second source whose channels (``DRIVE_CHANNELS``) send 1 on NIR
+step 0, on step 1, on every step of the sample, on every step from step 1, and on
+the window's last step (t = W - 1 of the previous sample, just before the reset),
+through one Dense with the population's drive weights (same timing as its inputs).
+
+Recurrence: a back-edge Dense from P into Q (equal depth d) delivers at Q's reset
+step (sample j's t = 0) what P sent on the step before, the previous window's last
+step, which is not part of the sample but may hold spikes (tail activity). P is
+therefore muted on that step by a large negative input (``MUTE_CURRENT``); LIFReset
+zeroes u and v on the next step, so the pulse leaves no trace. Records come back through memmap recorders (see
+:mod:`snndeploy.runtime.lavaprocs`) and are shifted back by d onto the NIR timeline.
+The network is always stopped, also on error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+from ..errors import BackendError
+
+#: how many progress updates a run makes (each is one Lava ``run`` call)
+PROGRESS_CHUNKS = 20
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Neurons of one population that share Lava's per-process scalars (du, dv, vth)."""
+
+    node: str
+    index: np.ndarray  # positions in the flattened population
+    key: Tuple[float, float, float]  # (du, dv, vth)
+
+
+def neuron_groups(nl) -> List[Group]:
+    """Split a population by (du, dv, vth): Lava's LIF holds them as one scalar per process."""
+    keys = np.stack([nl.du, nl.dv, nl.vth], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return [Group(nl.node, np.flatnonzero(inverse.reshape(-1) == k), tuple(map(float, uniq[k]))) for k in range(len(uniq))]
+
+
+@dataclass(frozen=True)
+class LavaFactories:
+    """How a backend turns plan pieces into Lava processes (float or fixed point).
+
+    ``neuron(population, group, reset_interval, reset_offset)``: a LIF process for one group of a
+    population record (a float ``NeuronLowering`` or a ``FixedNeuron``); ``synapse(conn, weight,
+    graded)``: a Dense-like process for a block of one projection (``conn`` is the plan's record of
+    it, ``None`` for a drive source); ``source_data``: the RingBuffer's data from float values.
+    """
+
+    tag: str  # Loihi2SimCfg select_tag
+    neuron: Callable
+    synapse: Callable
+    source_data: Callable
+    record_dtype: type  # what the memmap recorders store
+    state_vars: Tuple[str, ...] = ("v",)
+
+
+def import_lava() -> None:
+    """Import Lava's runtime, which calls ``multiprocessing.set_start_method('fork')`` at import.
+
+    That call fails once anything in this process has fixed the start method
+    (tqdm's lock does, so does torch's DataLoader). When the method already fixed
+    is 'fork' — what Lava asks for — we clear the flag and let Lava set it again.
+    """
+    import multiprocessing as mp
+    import sys
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    current = mp.get_start_method(allow_none=True)
+    if current is not None:
+        if current != "fork":
+            raise BackendError(f"Lava needs the 'fork' multiprocessing start method; this process already uses "
+                               f"'{current}'")
+        mp.context._default_context._actual_context = None
+    import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+
+
+#: Linux prctl option: the signal a child gets when the thread that forked it dies
+PR_SET_PDEATHSIG = 1
+
+
+_fork_guard = {"parent": None, "registered": False}
+
+
+def _die_with_parent() -> None:
+    """In a process Lava forks during our run: be killed when we die, even by SIGKILL (the OOM
+    killer), instead of surviving as an orphan that keeps our memory. Linux only; a no-op elsewhere."""
+    parent = _fork_guard["parent"]
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def children_die_with_us():
+    """While active, every process forked from this thread is SIGKILLed when this process dies."""
+    if not _fork_guard["registered"]:
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _fork_guard["registered"] = True
+    _fork_guard["parent"] = os.getpid()
+    try:
+        yield
+    finally:
+        _fork_guard["parent"] = None
+
+
+#: the drive source's channels, in the order of ``NeuronLowering.drives`` columns
+DRIVE_CHANNELS = ("step 0", "step 1", "every step", "every step from step 1", "window's last step (mute)")
+
+
+def _drive_data(B: int, T: int, W: int, depth: int) -> np.ndarray:
+    """(5, B*W) channels ``DRIVE_CHANNELS`` for a population at ``depth``.
+
+    Through one Dense they arrive when the population integrates those steps
+    (sent at 0-based Lava column ``j*W + t + depth - 1``; the mute pulse at t = -1 of
+    sample j, i.e. the last step of window j - 1, so only for j >= 1)."""
+    data = np.zeros((len(DRIVE_CHANNELS), B * W))
+    for j in range(B):
+        base = j * W + depth - 1
+        data[0, base] = 1
+        data[1, base + 1] = 1
+        data[2, base:base + T] = 1
+        data[3, base + 1:base + T] = 1
+        if j >= 1:
+            data[4, base - 1] = 1
+    return data
+
+
+
+
+@dataclass
+class _Network:
+    """One compiled-to-be Lava network for a whole batch, and where its records go."""
+
+    tmpdir: Path
+    steps: int
+    source: object = None
+    procs: Dict[str, List[Tuple[Group, object]]] = field(default_factory=dict)
+    outs: Dict[str, List[Tuple[Group, object]]] = field(default_factory=dict)
+    keep: List[object] = field(default_factory=list)  # every process, so none is garbage-collected
+    files: List[Tuple[str, str, Group, Path]] = field(default_factory=list)  # (node, what, group, file)
+
+    def memmap(self, n: int, label: str, dtype) -> Path:
+        """A fresh (steps, n) ``.npy`` file for a recorder, created before the run."""
+        path = self.tmpdir / f"{len(self.files)}-{label}.npy"
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(self.steps, n)).flush()
+        return path
+
+
+def input_data(x: np.ndarray, window: int) -> Tuple[np.ndarray, bool]:
+    """The source's (N_in, B*W) data: sample j's T steps at columns j*W .. j*W+T-1, zeros after;
+    and whether any input value is graded (not 0/1)."""
+    B, T = x.shape[:2]
+    flat = x.reshape(B, T, -1)
+    data = np.zeros((flat.shape[2], B * window))
+    for j in range(B):
+        data[:, j * window: j * window + T] = flat[j].T
+    return data, bool(np.any((flat != 0) & (flat != 1)))
+
+
+def _add_populations(net: _Network, plan, fac: LavaFactories, window: int) -> None:
+    top = plan.topology
+    for node, nl in plan.neurons.items():
+        net.outs[node] = []
+        for g in neuron_groups(nl):
+            proc = fac.neuron(nl, g, window, (1 + top.depth[node]) % window)
+            net.procs.setdefault(node, []).append((g, proc))
+            net.outs[node].append((g, proc.s_out))
+
+
+def _add_projections(net: _Network, plan, fac: LavaFactories, graded: bool) -> None:
+    """One synapse process per (projection, source group, destination group); the Output's recorder."""
+    from .lavaprocs.recorders import MemmapRecorder
+
+    for c in plan.conns:
+        dst_groups = net.procs.get(c.dst) or [(Group(c.dst, np.arange(c.weight.shape[0]), (0, 0, 0)), None)]
+        for dg, dproc in dst_groups:
+            if dproc is None:  # the Output node: a recorder of Dense outputs
+                path = net.memmap(c.weight.shape[0], "out", fac.record_dtype)
+                dproc = MemmapRecorder(shape=(c.weight.shape[0],), path=str(path))
+                net.files.append((c.dst, "out", dg, path))
+                net.keep.append(dproc)
+            for sg, sport in net.outs[c.src]:
+                w_sub = c.weight[np.ix_(dg.index, sg.index)]
+                syn = fac.synapse(c, w_sub, graded and c.src == plan.topology.input_node)
+                sport.connect(syn.s_in)
+                syn.a_out.connect(dproc.a_in)
+                net.keep.append(syn)
+
+
+def _add_drives(net: _Network, plan, fac: LavaFactories, batch: int, steps_per_sample: int, window: int) -> None:
+    from lava.proc.io.source import RingBuffer as Source
+
+    for node, groups in net.procs.items():
+        drive = plan.neurons[node].drives
+        if drive is None:
+            continue
+        dsrc = Source(data=fac.source_data(_drive_data(batch, steps_per_sample, window, plan.topology.depth[node])))
+        net.keep.append(dsrc)
+        for g, proc in groups:
+            syn = fac.synapse(None, drive[g.index], False)
+            dsrc.s_out.connect(syn.s_in)
+            syn.a_out.connect(proc.a_in)
+            net.keep.append(syn)
+
+
+def _add_recorders(net: _Network, plan, fac: LavaFactories, record_states: bool) -> None:
+    from .lavaprocs.recorders import MemmapRecorder, MemmapStateProbe
+
+    for node, groups in net.procs.items():
+        nl = plan.neurons[node]
+        for g, proc in groups:
+            if nl.spiking:
+                path = net.memmap(len(g.index), "spk", fac.record_dtype)
+                rec = MemmapRecorder(shape=(len(g.index),), path=str(path))
+                proc.s_out.connect(rec.a_in)
+                net.files.append((node, "out", g, path))
+                net.keep.append(rec)
+            wanted = set(fac.state_vars if record_states else ()) | ({"v"} if not nl.spiking else set())
+            for var in sorted(wanted):
+                path = net.memmap(len(g.index), var, fac.record_dtype)
+                net.keep.append(MemmapStateProbe(var=getattr(proc, var), path=str(path)))
+                net.files.append((node, var, g, path))
+
+
+def _run_steps(net: _Network, fac: LavaFactories, progress, name: str) -> float:
+    """Run every step (in PROGRESS_CHUNKS calls), always stopping Lava; the wall time."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    start = time.perf_counter()
+    cfg = Loihi2SimCfg(select_tag=fac.tag)
+    chunk = max(1, -(-net.steps // PROGRESS_CHUNKS))
+    done = 0
+    with children_die_with_us():  # no orphan keeps our memory if we are SIGKILLed
+        try:
+            while done < net.steps:
+                n = min(chunk, net.steps - done)
+                net.source.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+                done += n
+                if progress is not None:
+                    progress(name, done / net.steps)
+        except Exception as exc:
+            raise BackendError(f"{name}: Lava failed after {done} of {net.steps} steps: {type(exc).__name__}: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):  # stopping a broken runtime must not hide the first error
+                net.source.stop()
+    return time.perf_counter() - start
+
+
+def _read_records(net: _Network, plan, batch: int, steps_per_sample: int, window: int):
+    """The recorders' files, shifted back by each node's depth onto the NIR timeline: (outputs, states)."""
+    records: Dict[Tuple[str, str], np.ndarray] = {}
+    for node, what, g, path in net.files:
+        raw = np.load(path)  # (steps, n)
+        d = plan.topology.depth[node]
+        aligned = raw.reshape(batch, window, -1)[:, d:d + steps_per_sample]
+        size = plan.neurons[node].size if node in plan.neurons else len(g.index)
+        full = records.setdefault((node, what), np.zeros((batch, steps_per_sample, size), dtype=raw.dtype))
+        full[:, :, g.index] += aligned
+    outputs = {n: a for (n, w), a in records.items() if w == "out"}
+    states: Dict[str, Dict[str, np.ndarray]] = {}
+    for (n, w), a in records.items():
+        if w != "out":
+            states.setdefault(n, {})[w] = a
+    return outputs, states
+
+
+def run_plan(plan, x: np.ndarray, fac: LavaFactories, record_states: bool = False,
+             progress=None, name: str = "lava") -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, np.ndarray]], dict]:
+    """Run ``x`` (batch, time, *input_shape) through a float or fixed plan; records on the NIR
+    timeline in Lava units: (outputs, states, info)."""
+    import_lava()
+    from lava.proc.io.source import RingBuffer as Source
+
+    B, T = x.shape[:2]
+    W = T + plan.topology.max_depth
+    data, graded = input_data(x, W)
+    with tempfile.TemporaryDirectory(prefix="snndeploy-lava-") as tmp:
+        net = _Network(Path(tmp), B * W)
+        net.source = Source(data=fac.source_data(data))
+        net.outs[plan.topology.input_node] = [(Group(plan.topology.input_node, np.arange(data.shape[0]), (0, 0, 0)),
+                                               net.source.s_out)]
+        net.keep.append(net.source)
+        _add_populations(net, plan, fac, W)
+        _add_projections(net, plan, fac, graded)
+        _add_drives(net, plan, fac, B, T, W)
+        _add_recorders(net, plan, fac, record_states)
+        wall = _run_steps(net, fac, progress, name)
+        outputs, states = _read_records(net, plan, B, T, W)
+    info = {"lava_steps": net.steps, "window": W, "max_depth": plan.topology.max_depth, "wall_s": wall,
+            "processes": len(net.keep) + sum(len(g) for g in net.procs.values())}
+    return outputs, states, info

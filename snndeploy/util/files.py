@@ -1,0 +1,95 @@
+"""The one way this project writes a file: a temporary name in the target's folder, then a rename.
+
+Nothing half-written is ever left under the final name, and the temporary file is removed
+on every failure (it is on the clean-up list from the moment it exists, before the first
+byte is written). Files get the mode the process's umask gives (``0o666 & ~umask``), not
+``mkstemp``'s 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+from ..errors import InputError
+
+#: prefix of every temporary file; a crash can leave one behind only if the process is SIGKILLed
+TMP_PREFIX = ".tmp-"
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}-", dir=str(folder))
+    try:
+        os.close(fd)
+        yield Path(tmp)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_files(out_dir, files: Dict[str, bytes]) -> List[Path]:
+    """Write several files under ``out_dir``: every temporary file first, then every rename, so that
+    a failure while writing any of them leaves none of them (and no temporary file) behind."""
+    out_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        for name, data in files.items():
+            stack.enter_context(atomic_path(out_dir / name)).write_bytes(data)
+    return [out_dir / name for name in files]
+
+
+def json_bytes(obj) -> bytes:
+    """Indented, sorted, strict JSON (NaN and inf are refused: they are not JSON)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_json(path, obj) -> Path:
+    return write_bytes(path, json_bytes(obj))
+
+
+def npz_bytes(arrays) -> bytes:
+    buf = io.BytesIO()
+    import numpy as np
+
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def load_toml(path, what: str) -> dict:
+    """A TOML file as a dict; ``what`` names it in errors ("model config", "target file")."""
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ModuleNotFoundError:
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{what} {path} is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} {path} cannot be read: {exc}") from exc
