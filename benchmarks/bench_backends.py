@@ -88,11 +88,15 @@ def main(argv=None) -> int:
         if not np.array_equal(a, b):
             raise SystemExit("records differ between the two read-back methods")
     elements = sum(r.size for r in rec_o)
-    out = {"workload": f"64-128-10 LIF network, {args.steps} Lava steps, {elements} recorded values",
-           "machine": platform.processor() or platform.machine(), "baseline (sink RingBuffer + Var.get)": base,
-           "ours (memmap recorder)": ours, "readback_ratio": base["readback_s"] / max(ours["readback_s"], 1e-9),
-           "total_ratio": base["total_s"] / ours["total_s"],
-           "var_get_us_per_element": 1e6 * base["readback_s"] / elements}
+    out = {
+        "workload": f"64-128-10 LIF network, {args.steps} Lava steps, {elements} recorded values",
+        "machine": platform.processor() or platform.machine(),
+        "baseline (sink RingBuffer + Var.get)": base,
+        "ours (memmap recorder)": ours,
+        "readback_ratio": base["readback_s"] / max(ours["readback_s"], 1e-9),
+        "total_ratio": base["total_s"] / ours["total_s"],
+        "var_get_us_per_element": 1e6 * base["readback_s"] / elements,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -36,8 +36,9 @@ print(json.dumps({{"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_m
 
 
 def run(repo: Path, hidden: int, samples: int, steps: int, chunk) -> dict:
-    code = CHILD.format(repo=str(repo), bench=str(repo / "benchmarks"), hidden=hidden, samples=samples, steps=steps,
-                        chunk=chunk)
+    code = CHILD.format(
+        repo=str(repo), bench=str(repo / "benchmarks"), hidden=hidden, samples=samples, steps=steps, chunk=chunk
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -53,14 +54,22 @@ def main() -> int:
     a = ap.parse_args()
     whole = run(repo, a.hidden, a.samples, a.steps, None)
     chunked = run(repo, a.hidden, a.samples, a.steps, a.chunk)
-    same = {k: whole[k] for k in ("accuracy", "nodes", "prediction_agreement")} == \
-        {k: chunked[k] for k in ("accuracy", "nodes", "prediction_agreement")}
-    res = {"graph": f"random 784-{a.hidden}-10 LIF (bench_fixed.random_graph)", "samples": a.samples, "steps": a.steps, "chunk": a.chunk,
-           "one_run_peak_rss_mib": whole["peak_rss_mib"], "chunked_peak_rss_mib": chunked["peak_rss_mib"],
-           "ratio": whole["peak_rss_mib"] / chunked["peak_rss_mib"], "chunks": chunked["chunks"],
-           "same_figures": same,
-           "how": "peak resident memory (ru_maxrss) of the Python process holding the records, norse + lava-float "
-                  "on the same seeded random input; the input itself is in both"}
+    same = {k: whole[k] for k in ("accuracy", "nodes", "prediction_agreement")} == {
+        k: chunked[k] for k in ("accuracy", "nodes", "prediction_agreement")
+    }
+    res = {
+        "graph": f"random 784-{a.hidden}-10 LIF (bench_fixed.random_graph)",
+        "samples": a.samples,
+        "steps": a.steps,
+        "chunk": a.chunk,
+        "one_run_peak_rss_mib": whole["peak_rss_mib"],
+        "chunked_peak_rss_mib": chunked["peak_rss_mib"],
+        "ratio": whole["peak_rss_mib"] / chunked["peak_rss_mib"],
+        "chunks": chunked["chunks"],
+        "same_figures": same,
+        "how": "peak resident memory (ru_maxrss) of the Python process holding the records, norse + lava-float "
+        "on the same seeded random input; the input itself is in both",
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))

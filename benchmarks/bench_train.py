@@ -1,7 +1,8 @@
 """Training throughput: plain eager Norse vs our best configuration, as a ratio in one run.
 
 Workload (issue 5): one training epoch of the Fashion-MNIST MLP (hidden widths from
-``models/fashion_mlp.toml``, LIF, Poisson rate code, T = 25, batch 256, Adam). Baseline "plain eager Norse": Norse's own modules
+``models/fashion_mlp.toml``, LIF, Poisson rate code, T = 25, batch 256, Adam). Baseline "plain eager
+Norse": Norse's own modules
 (``norse.torch.SequentialState`` of Linear + LIFBoxCell) stepped once per time step, float32,
 eager, data already on the device (generous to the baseline). Variants of ours, each adding to
 the previous: layer-by-layer over time (one matmul per layer for all T steps), bf16 autocast
@@ -72,13 +73,13 @@ def run_epoch(model, x, y, device, amp, compile_model, gen, max_batches=None):
     n = len(x) if max_batches is None else min(len(x), max_batches * BATCH)
     # warm-up (and compilation) on a few batches, not timed
     for i in range(0, min(n, 3 * BATCH), BATCH):
-        step(x[i:i + BATCH], y[i:i + BATCH])
+        step(x[i : i + BATCH], y[i : i + BATCH])
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     last = None
     for i in range(0, n, BATCH):
-        last = step(x[i:i + BATCH], y[i:i + BATCH])
+        last = step(x[i : i + BATCH], y[i : i + BATCH])
     float(last)
     if device == "cuda":
         torch.cuda.synchronize()
@@ -94,8 +95,11 @@ def conv_direct_input(ds, device, max_batches=None, batch: int = 64) -> dict:
     x = torch.as_tensor(ds.x_train.reshape((len(ds.x_train), 1, 28, 28)), device=device)
     y = torch.as_tensor(ds.y_train, device=device)
     n = len(x) if max_batches is None else min(len(x), max_batches * batch)
-    out = {"workload": f"fashion_conv ({cfg['model'].get('layout', 'lif-pool')}), direct input, T={steps}, "
-                       f"batch {batch}, {n} samples", "results": []}
+    out = {
+        "workload": f"fashion_conv ({cfg['model'].get('layout', 'lif-pool')}), direct input, T={steps}, "
+        f"batch {batch}, {n} samples",
+        "results": [],
+    }
     for label, shortcut in (("input repeated over time (baseline)", False), ("first layer once (ours)", True)):
         torch.manual_seed(0)
         model = ARCHITECTURES["conv"](cfg, (1, 28, 28), 10).to(device)
@@ -117,7 +121,7 @@ def conv_direct_input(ds, device, max_batches=None, batch: int = 64) -> dict:
             torch.cuda.synchronize()
         start = time.perf_counter()
         for i in range(0, n, batch):
-            last = step(x[i:i + batch], y[i:i + batch])
+            last = step(x[i : i + batch], y[i : i + batch])
         float(last)
         if device == "cuda":
             torch.cuda.synchronize()
@@ -142,19 +146,28 @@ def main(argv=None) -> int:
     ds = get_dataset("fashion-mnist", args.data_dir)
     x = torch.as_tensor(ds.x_train.reshape(len(ds.x_train), -1), device=device)
     y = torch.as_tensor(ds.y_train, device=device)
-    variants = [("plain eager Norse (per-step SequentialState, fp32)", "baseline", False, False),
-                ("ours: layer-by-layer over time, fp32", "ours", False, False)]
+    variants = [
+        ("plain eager Norse (per-step SequentialState, fp32)", "baseline", False, False),
+        ("ours: layer-by-layer over time, fp32", "ours", False, False),
+    ]
     if device == "cuda":
         variants.append(("ours + bf16 autocast", "ours", True, False))
     if not args.no_compile:
-        variants.append(("ours + bf16 autocast + torch.compile" if device == "cuda" else "ours + torch.compile",
-                         "ours", device == "cuda", True))
+        variants.append(
+            (
+                "ours + bf16 autocast + torch.compile" if device == "cuda" else "ours + torch.compile",
+                "ours",
+                device == "cuda",
+                True,
+            )
+        )
     results = []
     for label, kind, amp, comp in variants:
         torch.manual_seed(0)
         gen = torch.Generator(device=device).manual_seed(0)
-        model = (norse_baseline(784, 10) if kind == "baseline" else
-                 SpikingMLP(784, HIDDEN, 10, init_gain=2.0)).to(device)
+        model = (norse_baseline(784, 10) if kind == "baseline" else SpikingMLP(784, HIDDEN, 10, init_gain=2.0)).to(
+            device
+        )
         sps = run_epoch(model, x, y, device, amp, comp, gen, args.max_batches)
         results.append({"variant": label, "samples_per_s": sps})
         print(f"{label:55s} {sps:10.1f} samples/s", flush=True)
@@ -162,11 +175,15 @@ def main(argv=None) -> int:
     for r in results:
         r["ratio_vs_baseline"] = r["samples_per_s"] / base
     conv = conv_direct_input(ds, device, args.max_batches)
-    out = {"workload": f"Fashion-MNIST MLP 784-{'-'.join(map(str, HIDDEN))}-10, T={T}, batch {BATCH}, one epoch"
-                       + (f" ({args.max_batches} batches)" if args.max_batches else ""),
-           "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-           "torch": torch.__version__, "python": platform.python_version(), "results": results,
-           "conv_direct_input": conv}
+    out = {
+        "workload": f"Fashion-MNIST MLP 784-{'-'.join(map(str, HIDDEN))}-10, T={T}, batch {BATCH}, one epoch"
+        + (f" ({args.max_batches} batches)" if args.max_batches else ""),
+        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "results": results,
+        "conv_direct_input": conv,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}; best ratio vs baseline: {max(r['ratio_vs_baseline'] for r in results):.2f}x")

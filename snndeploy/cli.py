@@ -48,15 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir")
     c.add_argument("--out", required=True)
     c.add_argument("--dt", type=float)
-    c.add_argument("--chunk", type=int, help="samples per chunk (one Lava network each; default: all at once when "
-                   "the records fit in memory, else as many as fit); figures are merged over chunks")
+    c.add_argument(
+        "--chunk",
+        type=int,
+        help="samples per chunk (one Lava network each; default: all at once when "
+        "the records fit in memory, else as many as fit); figures are merged over chunks",
+    )
     _tolerance_args(c)
 
     e = sub.add_parser("energy", help="operation counts and energy per inference of one backend's run")
     e.add_argument("graph")
     e.add_argument("--input", required=True, help="IN.npz with 'spikes' (batch, time, *input_shape)")
-    e.add_argument("--target", default="loihi", help="headline target: targets/NAME.toml or a path "
-                   "(every target in targets/ is estimated too)")
+    e.add_argument(
+        "--target",
+        default="loihi",
+        help="headline target: targets/NAME.toml or a path (every target in targets/ is estimated too)",
+    )
     e.add_argument("--backend", default="norse", help="whose records to count (default: norse)")
     e.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
 
@@ -101,10 +108,19 @@ def cmd_train(args) -> int:
 
     cfg = load_model_config(args.model)
     cfg["dataset"] = args.dataset
-    metrics, artifacts = train(cfg, args.out, device=args.device, epochs=args.epochs, seed=args.seed,
-                               data_dir=args.data_dir, resume=args.resume)
-    print(f"test accuracy ({metrics['test_samples']} samples, norse float32, {metrics['device']}): "
-          f"{100 * metrics['test_accuracy']:.2f} %  [{metrics['how']}]")
+    metrics, artifacts = train(
+        cfg,
+        args.out,
+        device=args.device,
+        epochs=args.epochs,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        resume=args.resume,
+    )
+    print(
+        f"test accuracy ({metrics['test_samples']} samples, norse float32, {metrics['device']}): "
+        f"{100 * metrics['test_accuracy']:.2f} %  [{metrics['how']}]"
+    )
     for k, v in artifacts.items():
         print(f"wrote {k}: {v}")
     return EXIT_OK
@@ -113,15 +129,16 @@ def cmd_train(args) -> int:
 def cmd_qat(args) -> int:
     from .train.qat import finetune
 
-    rep = finetune(args.from_dir, args.out, epochs=args.epochs, device=args.device, lr=args.lr,
-                   data_dir=args.data_dir)
+    rep = finetune(args.from_dir, args.out, epochs=args.epochs, device=args.device, lr=args.lr, data_dir=args.data_dir)
     print(f"fixed-point fine-tuning, {rep['epochs']} epochs on {rep['device']}, {rep['test_samples']} test samples:")
     print("| | norse accuracy | loihi-emu accuracy | prediction agreement | output spike agreement |")
     print("|---|---|---|---|---|")
     for when in ("before", "after"):
         r = rep[when]
-        print(f"| {when} | {100 * r['norse_accuracy']:.2f} % | {100 * r['loihi_emu_accuracy']:.2f} % | "
-              f"{100 * r['prediction_agreement']:.2f} % | {r['output_spike_agreement']:.6f} |")
+        print(
+            f"| {when} | {100 * r['norse_accuracy']:.2f} % | {100 * r['loihi_emu_accuracy']:.2f} % | "
+            f"{100 * r['prediction_agreement']:.2f} % | {r['output_spike_agreement']:.6f} |"
+        )
     print(f"({rep['how']})")
     print(f"wrote {args.out}/model.nir, checkpoint.pt, qat.json")
     return EXIT_OK
@@ -142,8 +159,10 @@ def cmd_run(args) -> int:
     get_backend(args.backend)  # unknown name: fail before anything runs
     result = run_backends(graph, [args.backend], x, dt)[args.backend]
     write_bytes(args.out, npz_bytes(result.outputs))
-    print(f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.outputs.items())} "
-          f"(NIR timeline, {args.backend})")
+    print(
+        f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.outputs.items())} "
+        f"(NIR timeline, {args.backend})"
+    )
     return EXIT_OK
 
 
@@ -153,11 +172,24 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args,
     from .report.markdown import render_markdown
     from .util.files import json_bytes, write_files
 
-    rep, results = compare_runs(graph, graph_path, names, spikes, labels, dt, desc, _tolerances(args), args.target,
-                                chunk=getattr(args, "chunk", None))
+    rep, results = compare_runs(
+        graph,
+        graph_path,
+        names,
+        spikes,
+        labels,
+        dt,
+        desc,
+        _tolerances(args),
+        args.target,
+        chunk=getattr(args, "chunk", None),
+    )
     md = render_markdown(rep)
-    files = {"report.json": json_bytes(rep), "report.md": md.encode(),
-             "report.html": render_html(rep, results, graph).encode()}
+    files = {
+        "report.json": json_bytes(rep),
+        "report.md": md.encode(),
+        "report.html": render_html(rep, results, graph).encode(),
+    }
     files.update(extra_files or {})
     written = write_files(args.out, files)
     print(md)
@@ -206,8 +238,10 @@ def cmd_demo(args) -> int:
     else:
         print(f"[1/3] training {DEMO_MODEL} on {cfg['dataset']} ({cfg['train']['epochs']} epochs)")
         metrics, _ = train(cfg, out, device=args.device)
-        print(f"      norse test accuracy after training: {100 * metrics['test_accuracy']:.2f} % "
-              f"({metrics['train_wall_s']:.0f} s on {metrics['device']})")
+        print(
+            f"      norse test accuracy after training: {100 * metrics['test_accuracy']:.2f} % "
+            f"({metrics['train_wall_s']:.0f} s on {metrics['device']})"
+        )
     print(f"[2/3] exported {graph_path} (NIR, dt and encoding in metadata)")
     graph = G.load_graph(graph_path)
     dt = G.graph_dt(graph, None, where=str(graph_path))
@@ -236,13 +270,22 @@ def cmd_energy(args) -> int:
     er = energy_report(graph, count_ops(graph, result.outputs), args.target)
     head = er["estimates"][er["headline"]]
     print(f"# Energy estimate: {args.graph}, {x.shape[0]} samples x {x.shape[1]} steps, records of `{args.backend}`")
-    print(f"\n{head['target']}: {head['energy_nj_per_sample']:.3f} nJ per inference"
-          + (" (uses estimated constants)" if head["estimate"] else ""))
+    print(
+        f"\n{head['target']}: {head['energy_nj_per_sample']:.3f} nJ per inference"
+        + (" (uses estimated constants)" if head["estimate"] else "")
+    )
     print("\n".join(render_energy_markdown({args.backend: er}, args.backend, er["mapping"])))
     return EXIT_OK
 
 
-COMMANDS = {"qat": cmd_qat, "train": cmd_train, "run": cmd_run, "compare": cmd_compare, "demo": cmd_demo, "energy": cmd_energy}
+COMMANDS = {
+    "qat": cmd_qat,
+    "train": cmd_train,
+    "run": cmd_run,
+    "compare": cmd_compare,
+    "demo": cmd_demo,
+    "energy": cmd_energy,
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

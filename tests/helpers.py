@@ -17,11 +17,17 @@ def mlp_graph(rng, sizes=(6, 5, 3), kinds=("LIF", "LIF"), dt_meta=None, v_reset=
         nodes[fc] = nir.Affine(weight=rng.normal(0, 1.5, (n_out, n_in)), bias=rng.normal(0, 0.05, n_out))
         ones = np.ones(n_out)
         if kind == "LIF":
-            nodes[neu] = nir.LIF(tau=rng.uniform(5e-3, 2e-2) * ones, r=rng.uniform(0.5, 2) * ones,
-                                 v_leak=v_reset * ones, v_threshold=rng.uniform(0.3, 1.0, n_out), v_reset=v_reset * ones)
+            nodes[neu] = nir.LIF(
+                tau=rng.uniform(5e-3, 2e-2) * ones,
+                r=rng.uniform(0.5, 2) * ones,
+                v_leak=v_reset * ones,
+                v_threshold=rng.uniform(0.3, 1.0, n_out),
+                v_reset=v_reset * ones,
+            )
         elif kind == "IF":
-            nodes[neu] = nir.IF(r=rng.uniform(0.5, 1.5, n_out), v_threshold=rng.uniform(0.5, 1.5, n_out),
-                                v_reset=v_reset * ones)
+            nodes[neu] = nir.IF(
+                r=rng.uniform(0.5, 1.5, n_out), v_threshold=rng.uniform(0.5, 1.5, n_out), v_reset=v_reset * ones
+            )
         elif kind == "LI":
             nodes[neu] = nir.LI(tau=1e-2 * ones, r=ones, v_leak=rng.normal(0, 0.1, n_out))
         edges += [(prev, fc), (fc, neu)]

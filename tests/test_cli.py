@@ -15,8 +15,26 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
-    assert main(["train", "--model", "digits_mlp", "--dataset", "digits", "--epochs", "1", "--device", "cpu",
-                 "--seed", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "digits_mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -32,8 +50,20 @@ def test_train_writes_artifacts(trained):
 @pytest.mark.lava
 def test_compare_end_to_end(trained, tmp_path, capsys):
     out = tmp_path / "cmp"
-    code = main(["compare", str(trained / "model.nir"), "--backends", "norse,lava-float", "--dataset", "digits",
-                 "--samples", "4", "--out", str(out)])
+    code = main(
+        [
+            "compare",
+            str(trained / "model.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--dataset",
+            "digits",
+            "--samples",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     rep = json.loads((out / "report.json").read_text())
     assert code == (0 if rep["passed"] else 1)
     assert set(rep["backends"]) == {"norse", "lava-float"}
@@ -49,8 +79,21 @@ def test_compare_end_to_end(trained, tmp_path, capsys):
 def test_run_writes_every_node(trained, tmp_path):
     x = (np.random.default_rng(0).random((3, 7, 64)) < 0.3).astype(np.float32)
     np.savez(tmp_path / "in.npz", spikes=x)
-    assert main(["run", str(trained / "model.nir"), "--backend", "norse", "--input", str(tmp_path / "in.npz"),
-                 "--out", str(tmp_path / "out.npz")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(trained / "model.nir"),
+                "--backend",
+                "norse",
+                "--input",
+                str(tmp_path / "in.npz"),
+                "--out",
+                str(tmp_path / "out.npz"),
+            ]
+        )
+        == 0
+    )
     with np.load(tmp_path / "out.npz") as f:
         assert set(f.files) == {"input", "fc1", "lif1", "fc2", "lif2", "output"}
         assert f["lif1"].shape == (3, 7, 128) and f["output"].shape == (3, 7, 10)
@@ -68,51 +111,152 @@ def _bad(capsys, argv, must_contain, absent):
 
 def test_bad_missing_graph(tmp_path, capsys):
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 2, 1)))
-    _bad(capsys, ["run", str(tmp_path / "missing.nir"), "--backend", "norse", "--input", str(tmp_path / "in.npz"),
-                  "--out", str(tmp_path / "o.npz")], ["missing.nir", "does not exist"], tmp_path / "o.npz")
+    _bad(
+        capsys,
+        [
+            "run",
+            str(tmp_path / "missing.nir"),
+            "--backend",
+            "norse",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        ["missing.nir", "does not exist"],
+        tmp_path / "o.npz",
+    )
 
 
 def test_bad_not_nir(tmp_path, capsys):
     (tmp_path / "g.nir").write_text("not hdf5")
-    _bad(capsys, ["compare", str(tmp_path / "g.nir"), "--backends", "norse,lava-float", "--dataset", "digits",
-                  "--out", str(tmp_path / "rep")], ["g.nir", "not a NIR file"], tmp_path / "rep")
+    _bad(
+        capsys,
+        [
+            "compare",
+            str(tmp_path / "g.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--dataset",
+            "digits",
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+        ["g.nir", "not a NIR file"],
+        tmp_path / "rep",
+    )
 
 
 def test_bad_unsupported_node(tmp_path, capsys):
-    g = nir.NIRGraph(nodes={"in": nir.Input(input_type={"input": np.array([2])}),
-                            "thr": nir.Delay(delay=np.full(2, 1e-3)),  # Lava refuses Delay
-                            "out": nir.Output(output_type={"output": np.array([2])})},
-                     edges=[("in", "thr"), ("thr", "out")])
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([2])}),
+            "thr": nir.Delay(delay=np.full(2, 1e-3)),  # Lava refuses Delay
+            "out": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("in", "thr"), ("thr", "out")],
+    )
     nir.write(str(tmp_path / "g.nir"), g)
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 3, 2)))
-    _bad(capsys, ["run", str(tmp_path / "g.nir"), "--backend", "lava-float", "--input", str(tmp_path / "in.npz"),
-                  "--dt", "1e-3", "--out", str(tmp_path / "o.npz")],
-         ["'thr'", "Delay", "lava-float", "Supported node types"], tmp_path / "o.npz")
+    _bad(
+        capsys,
+        [
+            "run",
+            str(tmp_path / "g.nir"),
+            "--backend",
+            "lava-float",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-3",
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        ["'thr'", "Delay", "lava-float", "Supported node types"],
+        tmp_path / "o.npz",
+    )
 
 
 def test_bad_input_shape(paper, tmp_path, capsys):
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, 3)))
-    _bad(capsys, ["compare", str(paper / "lif_norse.nir"), "--backends", "norse,lava-float", "--input",
-                  str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(tmp_path / "rep")],
-         ["in.npz", "(1, 5, 3)", "expects per step (1,)"], tmp_path / "rep")
+    _bad(
+        capsys,
+        [
+            "compare",
+            str(paper / "lif_norse.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-4",
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+        ["in.npz", "(1, 5, 3)", "expects per step (1,)"],
+        tmp_path / "rep",
+    )
 
 
 def test_bad_missing_dt(paper, tmp_path, capsys):
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, 1)))
-    _bad(capsys, ["run", str(paper / "lif_norse.nir"), "--backend", "norse", "--input", str(tmp_path / "in.npz"),
-                  "--out", str(tmp_path / "o.npz")], ["carries no dt", "--dt"], tmp_path / "o.npz")
+    _bad(
+        capsys,
+        [
+            "run",
+            str(paper / "lif_norse.nir"),
+            "--backend",
+            "norse",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        ["carries no dt", "--dt"],
+        tmp_path / "o.npz",
+    )
 
 
 def test_bad_input_file_without_spikes(paper, tmp_path, capsys):
     np.savez(tmp_path / "in.npz", data=np.zeros((1, 5, 1)))
-    _bad(capsys, ["run", str(paper / "lif_norse.nir"), "--backend", "norse", "--input", str(tmp_path / "in.npz"),
-                  "--dt", "1e-4", "--out", str(tmp_path / "o.npz")], ["no array 'spikes'"], tmp_path / "o.npz")
+    _bad(
+        capsys,
+        [
+            "run",
+            str(paper / "lif_norse.nir"),
+            "--backend",
+            "norse",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-4",
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        ["no array 'spikes'"],
+        tmp_path / "o.npz",
+    )
 
 
 def test_bad_unknown_backend(paper, tmp_path, capsys):
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, 1)))
-    _bad(capsys, ["run", str(paper / "lif_norse.nir"), "--backend", "loihi9", "--input", str(tmp_path / "in.npz"),
-                  "--dt", "1e-4", "--out", str(tmp_path / "o.npz")], ["unknown backend 'loihi9'"], tmp_path / "o.npz")
+    _bad(
+        capsys,
+        [
+            "run",
+            str(paper / "lif_norse.nir"),
+            "--backend",
+            "loihi9",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-4",
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        ["unknown backend 'loihi9'"],
+        tmp_path / "o.npz",
+    )
 
 
 def test_qat_reports_what_the_exported_graph_does(trained, tmp_path, capsys):
@@ -145,8 +289,20 @@ def test_compare_recurrent_conformance_graph(paper, tmp_path):
     x = (np.random.default_rng(4).random((2, 40, 12)) < 0.3).astype(np.float32)
     np.savez(tmp_path / "in.npz", spikes=x)
     out = tmp_path / "rep"
-    code = main(["compare", str(paper / "braille_noDelay_bias_zero.nir"), "--backends", "norse,lava-float",
-                 "--input", str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(out)])
+    code = main(
+        [
+            "compare",
+            str(paper / "braille_noDelay_bias_zero.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-4",
+            "--out",
+            str(out),
+        ]
+    )
     rep = json.loads((out / "report.json").read_text())
     assert code == 0 and rep["passed"]
     assert set(rep["pairs"][0]["nodes"]) == {"lif1.lif", "lif2"}
@@ -188,8 +344,20 @@ def test_lava_failure_is_reported_stopped_and_leaves_nothing(paper, tmp_path, ca
     monkeypatch.setattr(rc, "RunSteps", broken)
     np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, 1)))
     out = tmp_path / "rep"
-    code = main(["compare", str(paper / "lif_norse.nir"), "--backends", "norse,lava-float", "--input",
-                 str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(out)])
+    code = main(
+        [
+            "compare",
+            str(paper / "lif_norse.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-4",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_RUNTIME, err
     assert "lava-float" in err and "simulated Lava failure" in err and "after 0 of" in err

@@ -77,17 +77,20 @@ def test_read_idx_gzip_detected_by_content_not_suffix(tmp_path):
     np.testing.assert_array_equal(D.read_idx(p), arr)
 
 
-@pytest.mark.parametrize("mutate, expect", [
-    (lambda b: b"\x01" + b[1:], "expected 0000"),
-    (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX type code 0x07"),
-    (lambda b: b[:2] + b"\x0c" + b[3:], "expected 0x08"),
-    (lambda b: b[:3] + b"\x02" + b[4:], "expected 3"),
-    (lambda b: b[:-1], "truncated"),
-    (lambda b: b + b"\x00", "trailing bytes"),
-    (lambda b: b[:6], "truncated IDX header"),
-    (lambda b: b[:2], "not an IDX file"),
-    (lambda b: b"", "not an IDX file"),
-])
+@pytest.mark.parametrize(
+    "mutate, expect",
+    [
+        (lambda b: b"\x01" + b[1:], "expected 0000"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX type code 0x07"),
+        (lambda b: b[:2] + b"\x0c" + b[3:], "expected 0x08"),
+        (lambda b: b[:3] + b"\x02" + b[4:], "expected 3"),
+        (lambda b: b[:-1], "truncated"),
+        (lambda b: b + b"\x00", "trailing bytes"),
+        (lambda b: b[:6], "truncated IDX header"),
+        (lambda b: b[:2], "not an IDX file"),
+        (lambda b: b"", "not an IDX file"),
+    ],
+)
 def test_read_idx_corrupt_names_file_and_expectation(tmp_path, mutate, expect):
     p = tmp_path / "images-idx3-ubyte"
     p.write_bytes(mutate(idx_bytes(np.zeros((2, 3, 3), np.uint8))))
@@ -178,8 +181,10 @@ def test_fashion_mnist_missing_data_dir_file(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not D.FASHION_MNIST_DIR.is_dir(),
-                    reason=f"Debian package dataset-fashion-mnist is not installed ({D.FASHION_MNIST_DIR} absent)")
+@pytest.mark.skipif(
+    not D.FASHION_MNIST_DIR.is_dir(),
+    reason=f"Debian package dataset-fashion-mnist is not installed ({D.FASHION_MNIST_DIR} absent)",
+)
 def test_fashion_mnist_real_debian_package():
     ds = D.get_dataset("fashion-mnist")
     assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
@@ -204,8 +209,16 @@ def write_cifar_dir(root: Path, n_per_batch: int = 4, seed: int = 0, protocol: i
         labels = [int(v) for v in rng.integers(0, 10, n_per_batch)]
         batches[name] = (data, labels)
         with open(d / name, "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [b"img%d.png" % i for i in range(n_per_batch)]}, f, protocol=protocol)
+            pickle.dump(
+                {
+                    b"batch_label": name.encode(),
+                    b"labels": labels,
+                    b"data": data,
+                    b"filenames": [b"img%d.png" % i for i in range(n_per_batch)],
+                },
+                f,
+                protocol=protocol,
+            )
     return d, batches
 
 

@@ -16,11 +16,14 @@ X = np.random.default_rng(7).random((6, 5, 4)).astype(np.float32)
 X[0, 0, 0], X[0, 0, 1] = 0.0, 1.0
 
 
-@pytest.mark.parametrize("enc", [
-    {"kind": "poisson", "steps": 10, "max_prob": 0.8, "seed": 3},
-    {"kind": "latency", "steps": 10, "threshold": 0.1, "seed": 3},
-    {"kind": "direct", "steps": 10, "scale": 2.0, "seed": 3},
-])
+@pytest.mark.parametrize(
+    "enc",
+    [
+        {"kind": "poisson", "steps": 10, "max_prob": 0.8, "seed": 3},
+        {"kind": "latency", "steps": 10, "threshold": 0.1, "seed": 3},
+        {"kind": "direct", "steps": 10, "scale": 2.0, "seed": 3},
+    ],
+)
 def test_shape_dtype_and_reproducible(enc):
     a, b = encode(X, enc), encode(X.copy(), dict(enc))
     assert a.shape == (6, 10, 5, 4) and a.dtype == np.float32
@@ -85,8 +88,7 @@ def test_latency_edges_and_ties():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.0, 1.0, width=32), min_size=1, max_size=20), st.integers(1, 64),
-       st.floats(0.0, 0.99))
+@given(st.lists(st.floats(0.0, 1.0, width=32), min_size=1, max_size=20), st.integers(1, 64), st.floats(0.0, 0.99))
 def test_latency_property(values, steps, threshold):
     x = np.array([values], np.float32)
     s = encode(x, {"kind": "latency", "steps": steps, "threshold": threshold})
@@ -108,24 +110,30 @@ def test_direct_values():
     assert s2[0, 1, 0, 0] != 99.0
 
 
-@pytest.mark.parametrize("enc, match", [
-    ({"kind": "gauss", "steps": 3}, "unknown encoding kind 'gauss'; available: poisson"),
-    ({"steps": 3}, "unknown encoding kind 'None'"),
-    ({"kind": "poisson"}, "lacks 'steps'"),
-    ({"kind": "poisson", "steps": 0}, "steps must be positive"),
-    ({"kind": "poisson", "steps": 3, "max_prob": 1.5}, "max_prob must be in"),
-    ({"kind": "poisson", "steps": 3, "max_prob": 0}, "max_prob must be in"),
-    ({"kind": "latency", "steps": 0}, "steps must be positive"),
-    ({"kind": "latency", "steps": 2.5}, "positive integer"),
-    ({"kind": "latency", "steps": True}, "positive integer"),
-    ({"kind": "latency", "steps": 5, "threshold": 1.0}, r"threshold must be a number in \[0, 1\)"),
-    ({"kind": "latency", "steps": 5, "threshold": -0.1}, "threshold"),
-    ({"kind": "latency", "steps": 5, "max_prob": 0.5}, "latency encoding does not take max_prob; parameters: steps"),
-    ({"kind": "direct", "steps": -1}, "steps must be positive"),
-    ({"kind": "direct", "steps": 4, "scale": 0}, "scale must be a positive finite number"),
-    ({"kind": "direct", "steps": 4, "scale": float("inf")}, "scale"),
-    ({"kind": "direct", "steps": 4, "gain": 2}, "does not take gain"),
-])
+@pytest.mark.parametrize(
+    "enc, match",
+    [
+        ({"kind": "gauss", "steps": 3}, "unknown encoding kind 'gauss'; available: poisson"),
+        ({"steps": 3}, "unknown encoding kind 'None'"),
+        ({"kind": "poisson"}, "lacks 'steps'"),
+        ({"kind": "poisson", "steps": 0}, "steps must be positive"),
+        ({"kind": "poisson", "steps": 3, "max_prob": 1.5}, "max_prob must be in"),
+        ({"kind": "poisson", "steps": 3, "max_prob": 0}, "max_prob must be in"),
+        ({"kind": "latency", "steps": 0}, "steps must be positive"),
+        ({"kind": "latency", "steps": 2.5}, "positive integer"),
+        ({"kind": "latency", "steps": True}, "positive integer"),
+        ({"kind": "latency", "steps": 5, "threshold": 1.0}, r"threshold must be a number in \[0, 1\)"),
+        ({"kind": "latency", "steps": 5, "threshold": -0.1}, "threshold"),
+        (
+            {"kind": "latency", "steps": 5, "max_prob": 0.5},
+            "latency encoding does not take max_prob; parameters: steps",
+        ),
+        ({"kind": "direct", "steps": -1}, "steps must be positive"),
+        ({"kind": "direct", "steps": 4, "scale": 0}, "scale must be a positive finite number"),
+        ({"kind": "direct", "steps": 4, "scale": float("inf")}, "scale"),
+        ({"kind": "direct", "steps": 4, "gain": 2}, "does not take gain"),
+    ],
+)
 def test_bad_parameters(enc, match):
     with pytest.raises(InputError, match=match):
         encode(X, enc)

@@ -24,8 +24,11 @@ TARGETS = Path(__file__).resolve().parents[1] / "targets"
 
 def _records(rng, g, B=3, T=5):
     sizes = {n: int(np.prod(node.output_type["output"])) for n, node in g.nodes.items()}
-    return {"in": bernoulli(rng, (B, T, sizes["in"]), 0.4), "lif1": bernoulli(rng, (B, T, sizes["lif1"]), 0.5),
-            "lif2": bernoulli(rng, (B, T, sizes["lif2"]), 0.5)}
+    return {
+        "in": bernoulli(rng, (B, T, sizes["in"]), 0.4),
+        "lif1": bernoulli(rng, (B, T, sizes["lif1"]), 0.5),
+        "lif2": bernoulli(rng, (B, T, sizes["lif2"]), 0.5),
+    }
 
 
 def _loop_synops(x, w):
@@ -104,15 +107,25 @@ def test_missing_record_names_the_population(mlp):
 
 
 def _conv_graph(rng):
-    conv = nir.Conv2d(input_shape=(4, 5), weight=rng.normal(0, 1, (2, 1, 3, 3)), stride=(1, 2), padding=(1, 1),
-                      dilation=1, groups=1, bias=np.zeros(2))
+    conv = nir.Conv2d(
+        input_shape=(4, 5),
+        weight=rng.normal(0, 1, (2, 1, 3, 3)),
+        stride=(1, 2),
+        padding=(1, 1),
+        dilation=1,
+        groups=1,
+        bias=np.zeros(2),
+    )
     conv.weight[1, 0, 1, 1] = 0
     conv.input_type = {"input": np.array([1, 4, 5])}
     shape = tuple(int(v) for v in conv.output_type["output"])
     ones = np.ones(shape)
-    nodes = {"in": nir.Input(input_type={"input": np.array([1, 4, 5])}), "conv": conv,
-             "lif": nir.LIF(tau=1e-2 * ones, r=ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones),
-             "out": nir.Output(output_type={"output": np.array(shape)})}
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([1, 4, 5])}),
+        "conv": conv,
+        "lif": nir.LIF(tau=1e-2 * ones, r=ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones),
+        "out": nir.Output(output_type={"output": np.array(shape)}),
+    }
     return nir.NIRGraph(nodes=nodes, edges=[("in", "conv"), ("conv", "lif"), ("lif", "out")]), shape
 
 
@@ -131,8 +144,9 @@ def test_conv2d_synops_equal_loops_over_taps():
                         h, v = oh * 1 - 1 + kh, ow * 2 - 1 + kw
                         if 0 <= h < 4 and 0 <= v < 5 and w[co, 0, kh, kw] != 0:
                             fan[h, v] += 1
-    expected = [int(sum(fan[h, v] for t in range(4) for h in range(4) for v in range(5) if x[b, t, 0, h, v]))
-                for b in range(2)]
+    expected = [
+        int(sum(fan[h, v] for t in range(4) for h in range(4) for v in range(5) if x[b, t, 0, h, v])) for b in range(2)
+    ]
     assert c["conv"]["synops_ac"].tolist() == expected
     assert c["conv"]["dense_macs"].tolist() == [C * Ho * Wo * 9] * 2
     assert c["conv"]["dense_ops_nonzero"].tolist() == [int(fan.sum()) * 4] * 2
@@ -194,7 +208,7 @@ def test_bad_target_files(tmp_path):
     bad.write_text('[energy]\nx = { value = 1.0, per = "flops", source = "me" }\n')
     with pytest.raises(InputError, match="per is 'flops'"):
         load_target(str(bad))
-    bad.write_text('[energy]\nx = { value = 1.0 }\n')
+    bad.write_text("[energy]\nx = { value = 1.0 }\n")
     with pytest.raises(InputError, match="'value' and 'source'"):
         load_target(str(bad))
     with pytest.raises(InputError, match="known targets: .*loihi"):

@@ -83,10 +83,15 @@ def test_lifcell_exports_as_cubalif_with_w_in_tau_syn_over_dt(tmp_path):
     from snndeploy.train.networks import SpikingNet
 
     torch.manual_seed(1)
-    p = LIFParameters(tau_syn_inv=torch.as_tensor(1 / 5e-3), tau_mem_inv=torch.as_tensor(1 / 1e-2),
-                      v_th=torch.as_tensor(0.3))
-    layers = {"fc1": torch.nn.Linear(6, 8), "lif1": LIFCell(p, dt=DT), "fc2": torch.nn.Linear(8, 3),
-              "lif2": LIFCell(p, dt=DT)}
+    p = LIFParameters(
+        tau_syn_inv=torch.as_tensor(1 / 5e-3), tau_mem_inv=torch.as_tensor(1 / 1e-2), v_th=torch.as_tensor(0.3)
+    )
+    layers = {
+        "fc1": torch.nn.Linear(6, 8),
+        "lif1": LIFCell(p, dt=DT),
+        "fc2": torch.nn.Linear(8, 3),
+        "lif2": LIFCell(p, dt=DT),
+    }
     with torch.no_grad():
         layers["fc1"].weight.uniform_(0, 1.5)
         layers["fc2"].weight.uniform_(0, 1.5)

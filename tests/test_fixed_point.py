@@ -36,17 +36,25 @@ def two_layer_graph(seed: int, n_in=4, n_hid=5, n_out=3, **over):
     w2 = over.get("w2", rng.normal(0.3, 1.0, (n_out, n_hid)))
 
     def lif(n, tau):
-        return nir.LIF(tau=np.full(n, tau), r=np.ones(n), v_leak=np.zeros(n),
-                       v_threshold=np.full(n, over.get("vth", 1.0)), v_reset=np.zeros(n))
+        return nir.LIF(
+            tau=np.full(n, tau),
+            r=np.ones(n),
+            v_leak=np.zeros(n),
+            v_threshold=np.full(n, over.get("vth", 1.0)),
+            v_reset=np.zeros(n),
+        )
 
-    nodes = {"in": nir.Input(input_type={"input": np.array([n_in])}),
-             "fc1": nir.Affine(weight=w1, bias=over.get("b1", rng.normal(0, 0.5, n_hid))),
-             "lif1": lif(n_hid, over.get("tau1", 5e-3)),
-             "fc2": nir.Affine(weight=w2, bias=over.get("b2", rng.normal(-0.2, 0.5, n_out))),
-             "lif2": lif(n_out, over.get("tau2", 2e-2)),
-             "out": nir.Output(output_type={"output": np.array([n_out])})}
-    return nir.NIRGraph(nodes=nodes, edges=[("in", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"),
-                                            ("lif2", "out")])
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([n_in])}),
+        "fc1": nir.Affine(weight=w1, bias=over.get("b1", rng.normal(0, 0.5, n_hid))),
+        "lif1": lif(n_hid, over.get("tau1", 5e-3)),
+        "fc2": nir.Affine(weight=w2, bias=over.get("b2", rng.normal(-0.2, 0.5, n_out))),
+        "lif2": lif(n_out, over.get("tau2", 2e-2)),
+        "out": nir.Output(output_type={"output": np.array([n_out])}),
+    }
+    return nir.NIRGraph(
+        nodes=nodes, edges=[("in", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "out")]
+    )
 
 
 def random_spikes(seed: int, batch=3, steps=40, n=4, p=0.3):
@@ -77,16 +85,31 @@ def edge_plan(seed: int):
     fp = quantize_plan(build_plan(two_layer_graph(seed), DT, "test"))
     rng = np.random.default_rng(seed)
     n1, n2 = fp.neurons["lif1"], fp.neurons["lif2"]
-    lif1 = replace(n1, du=np.full(5, 4095), dv=np.zeros(5, int), vth=np.full(5, 10),
-                   bias_mant=np.zeros(5, int), bias_exp=np.zeros(5, int))
-    lif2 = replace(n2, du=np.zeros(3, int), dv=np.zeros(3, int), vth=np.full(3, VTH_MAX),
-                   bias_mant=np.array([0, -4096, 4095]), bias_exp=np.array([0, 7, 3]))
+    lif1 = replace(
+        n1,
+        du=np.full(5, 4095),
+        dv=np.zeros(5, int),
+        vth=np.full(5, 10),
+        bias_mant=np.zeros(5, int),
+        bias_exp=np.zeros(5, int),
+    )
+    lif2 = replace(
+        n2,
+        du=np.zeros(3, int),
+        dv=np.zeros(3, int),
+        vth=np.full(3, VTH_MAX),
+        bias_mant=np.array([0, -4096, 4095]),
+        bias_exp=np.array([0, 7, 3]),
+    )
     w1 = np.full((5, 4), 10)
     w2 = np.where(rng.random((3, 5)) < 0.5, 254, -256)
     w2[0] = 254  # an all-excitatory row to push u to wrap and v to clip
     c1, c2 = fp.conns
-    return replace(fp, neurons={"lif1": lif1, "lif2": lif2},
-                   conns=[replace(c1, weight=w1, weight_exp=0), replace(c2, weight=w2, weight_exp=7)])
+    return replace(
+        fp,
+        neurons={"lif1": lif1, "lif2": lif2},
+        conns=[replace(c1, weight=w1, weight_exp=0), replace(c2, weight=w2, weight_exp=7)],
+    )
 
 
 # --------------------------------------------------------------------------- quantization rules (fast)
@@ -216,7 +239,7 @@ def test_emulator_reaches_edges():
     assert r.states["lif1"]["v"][0, :, 0].tolist() == [0] * 30  # 4 x 640 > 640 every step: spike, reset
     assert r.outputs["lif1"][0].all()
     u2, v2 = r.states["lif2"]["u"][0], r.states["lif2"]["v"][0]
-    assert np.any((u2[:-1] > 2 ** 22) & (u2[1:] < -2 ** 22))  # u wrapped at 24 bits
+    assert np.any((u2[:-1] > 2**22) & (u2[1:] < -(2**22)))  # u wrapped at 24 bits
     assert v2.min() == -STATE_MAX  # v clipped
 
 
@@ -238,7 +261,9 @@ def test_emulator_cuda_equals_cpu():
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")
     g, x = two_layer_graph(5), random_spikes(5, batch=8, steps=50)
-    assert_same(get_backend("loihi-emu", device="cpu").run(g, x, DT), get_backend("loihi-emu", device="cuda").run(g, x, DT))
+    assert_same(
+        get_backend("loihi-emu", device="cpu").run(g, x, DT), get_backend("loihi-emu", device="cuda").run(g, x, DT)
+    )
 
 
 def test_conformance_lif_norse_emulator():
@@ -279,7 +304,7 @@ def test_emulator_equals_lava_fixed_at_the_edges():
     assert_same(emu, lava)
     v2, u2 = lava.states["lif2"]["v"], lava.states["lif2"]["u"]
     assert v2.min() == -STATE_MAX  # clipped (the positive clip 2**23-1 > vth << 6 always spikes and resets)
-    assert np.any((u2[:, :-1] > 2 ** 22) & (u2[:, 1:] < -2 ** 22))  # u wrapped at 24 bits
+    assert np.any((u2[:, :-1] > 2**22) & (u2[:, 1:] < -(2**22)))  # u wrapped at 24 bits
     assert lava.outputs["lif2"].any()
 
 

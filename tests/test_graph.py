@@ -55,13 +55,19 @@ def test_input_shape_mismatch_names_shapes():
 
 @pytest.mark.parametrize("backend", ["norse", "lava-float"])
 def test_unsupported_node_is_named(backend):
-    c1 = nir.Conv1d(input_shape=3, weight=np.ones((1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
-                    bias=np.zeros(1))  # a type neither backend runs (Threshold now runs on both)
+    c1 = nir.Conv1d(
+        input_shape=3, weight=np.ones((1, 1, 1)), stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(1)
+    )  # a type neither backend runs (Threshold now runs on both)
     c1.input_type, c1.output_type = {"input": np.array([1, 3])}, {"output": np.array([1, 3])}
     g = nir.NIRGraph(
-        nodes={"in": nir.Input(input_type={"input": np.array([1, 3])}), "c1": c1,
-               "out": nir.Output(output_type={"output": np.array([1, 3])})},
-        edges=[("in", "c1"), ("c1", "out")], type_check=False)
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([1, 3])}),
+            "c1": c1,
+            "out": nir.Output(output_type={"output": np.array([1, 3])}),
+        },
+        edges=[("in", "c1"), ("c1", "out")],
+        type_check=False,
+    )
     with pytest.raises(UnsupportedNodeError) as e:
         get_backend(backend).run(g, np.zeros((1, 4, 1, 3)), 1e-3)
     msg = str(e.value)

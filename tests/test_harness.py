@@ -84,8 +84,10 @@ def test_pairs_merged_over_chunks_equal_one_comparison():
     tol = Tolerances(min_spike_agreement=0.9999)
     whole = compare_pair(g, "x", a, "y", b, "out", tol)
     bounds = [0, 7, 14, 20]
-    parts = [compare_pair(g, "x", ca, "y", cb, "out", tol, sample_offset=s)
-             for (s, ca), (_, cb) in zip(_chunks(a, bounds), _chunks(b, bounds))]
+    parts = [
+        compare_pair(g, "x", ca, "y", cb, "out", tol, sample_offset=s)
+        for (s, ca), (_, cb) in zip(_chunks(a, bounds), _chunks(b, bounds))
+    ]
     assert parts[0]["first_divergence"] is None  # the divergence is in the second chunk
     merged = merge_pairs(parts, tol)
     assert merged == whole

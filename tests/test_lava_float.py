@@ -29,11 +29,15 @@ def test_time_alignment_first_step():
     """An input spike at NIR step t that crosses threshold at once fires at step t on both backends."""
     import nir
 
-    g = nir.NIRGraph(nodes={"in": nir.Input(input_type={"input": np.array([2])}),
-                            "fc": nir.Linear(weight=np.eye(2) * 2.0),
-                            "if": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
-                            "out": nir.Output(output_type={"output": np.array([2])})},
-                     edges=[("in", "fc"), ("fc", "if"), ("if", "out")])
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([2])}),
+            "fc": nir.Linear(weight=np.eye(2) * 2.0),
+            "if": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
+            "out": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("in", "fc"), ("fc", "if"), ("if", "out")],
+    )
     x = np.zeros((2, 6, 2))
     x[0, 0, 0] = 1  # first step of the first sample
     x[1, 5, 1] = 1  # last step of the second sample

@@ -40,7 +40,7 @@ def _ppid(pid: int):
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
     return None if state == "Z" else int(ppid)
 
 
@@ -65,8 +65,12 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux-only")
 def test_lava_children_die_with_a_sigkilled_parent():
     graph = str(CONFORMANCE / "braille_noDelay_bias_zero.nir")
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(repo=str(REPO), graph=graph)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(repo=str(REPO), graph=graph)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     children = set()
     try:
         line = proc.stdout.readline()  # Lava is running once it reports progress

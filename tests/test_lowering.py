@@ -25,8 +25,13 @@ def lava_float_step(nl, v_lava, current):
 def test_lif_lowering_matches_nir_equation(seed):
     rng = np.random.default_rng(seed)
     n = 50
-    node = nir.LIF(tau=rng.uniform(2e-3, 5e-2, n), r=rng.uniform(0.2, 3, n), v_leak=np.full(n, 0.3),
-                   v_threshold=rng.uniform(0.5, 1.5, n), v_reset=np.full(n, 0.3))
+    node = nir.LIF(
+        tau=rng.uniform(2e-3, 5e-2, n),
+        r=rng.uniform(0.2, 3, n),
+        v_leak=np.full(n, 0.3),
+        v_threshold=rng.uniform(0.5, 1.5, n),
+        v_reset=np.full(n, 0.3),
+    )
     nl = lower_lif(lif_params("lif", node), DT, PlanFor("test", FLOAT_SUPPORTED))
     v = rng.uniform(-1, 1.5, n)
     i = rng.normal(0, 2, n)
@@ -67,8 +72,9 @@ def test_li_lowering_matches_nir_equation():
 
 
 def test_lif_with_v_leak_unequal_v_reset_is_refused_with_reason():
-    node = nir.LIF(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.array([0.0, 0.1]), v_threshold=np.ones(2),
-                   v_reset=np.zeros(2))
+    node = nir.LIF(
+        tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.array([0.0, 0.1]), v_threshold=np.ones(2), v_reset=np.zeros(2)
+    )
     with pytest.raises(UnsupportedNodeError, match="v_leak .* differs from v_reset"):
         lower_lif(lif_params("lif", node), DT, PlanFor("lava-float", FLOAT_SUPPORTED))
 

@@ -27,8 +27,20 @@ def test_compare_too_big_even_for_one_sample_exits_2_and_writes_nothing(paper, t
     x = (np.random.default_rng(1).random((50, 40, 12)) < 0.3).astype(np.float32)
     np.savez(tmp_path / "in.npz", spikes=x)
     out = tmp_path / "rep"
-    code = main(["compare", str(paper / "braille_noDelay_bias_zero.nir"), "--backends", "norse,lava-float",
-                 "--input", str(tmp_path / "in.npz"), "--dt", "1e-4", "--out", str(out)])
+    code = main(
+        [
+            "compare",
+            str(paper / "braille_noDelay_bias_zero.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--dt",
+            "1e-4",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "50 samples x 40 steps" in err and "GiB available" in err and "fewer --samples" in err
@@ -76,8 +88,16 @@ def test_cli_compare_with_chunk_option(paper, tmp_path, capsys):
 
     x = (np.random.default_rng(3).random((9, 40, 12)) < 0.3).astype(np.float32)
     np.savez(tmp_path / "in.npz", spikes=x, labels=np.arange(9) % 7)
-    args = ["compare", str(paper / "braille_noDelay_bias_zero.nir"), "--backends", "norse,lava-float",
-            "--input", str(tmp_path / "in.npz"), "--dt", "1e-4"]
+    args = [
+        "compare",
+        str(paper / "braille_noDelay_bias_zero.nir"),
+        "--backends",
+        "norse,lava-float",
+        "--input",
+        str(tmp_path / "in.npz"),
+        "--dt",
+        "1e-4",
+    ]
     assert main(args + ["--out", str(tmp_path / "bad"), "--chunk", "0"]) == 2
     assert "--chunk must be a positive number of samples, got 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
@@ -120,13 +140,14 @@ def test_plots_show_the_sample_where_backends_first_diverge(paper, monkeypatch):
     monkeypatch.setitem(backends.BACKENDS, "flip", lambda **kw: flip)
     g = G.load_graph(paper / "braille_noDelay_bias_zero.nir")
     x = (np.random.default_rng(1).random((14, 40, 12)) < 0.3).astype(np.float64)
-    rep, kept = compare_runs(g, "b.nir", ["norse", "flip"], x, None, 1e-4, "test", show_progress=False,
-                                      chunk=4)
+    rep, kept = compare_runs(g, "b.nir", ["norse", "flip"], x, None, 1e-4, "test", show_progress=False, chunk=4)
     assert rep["pairs"][0]["first_divergence"] == {"node": "lif1.lif", "sample": 9, "step": 5, "neuron": 3}
     per_step = rep["pairs"][0]["nodes"]["lif1.lif"]["mismatches_per_step"]
     assert len(per_step) == 40 and per_step[5] == 1 and sum(per_step) == 1  # merged over the chunks
     assert {k: rep["plotted_samples"][k] for k in ("start", "count")} == {"start": 9, "count": 1}
-    assert np.array_equal(kept["norse"].outputs["lif1.lif"], get_backend("norse").run(g, x[9:10], 1e-4).outputs["lif1.lif"])
+    assert np.array_equal(
+        kept["norse"].outputs["lif1.lif"], get_backend("norse").run(g, x[9:10], 1e-4).outputs["lif1.lif"]
+    )
     assert kept["flip"].outputs["lif1.lif"][0, 5, 3] != kept["norse"].outputs["lif1.lif"][0, 5, 3]
     from snndeploy.report.html import render_html
 

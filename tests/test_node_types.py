@@ -13,8 +13,11 @@ DT = 1e-3
 
 
 def _graph(in_shape, nodes, edges, out_shape):
-    all_nodes = {"in": nir.Input(input_type={"input": np.array(in_shape)}), **nodes,
-                 "out": nir.Output(output_type={"output": np.array(out_shape)})}
+    all_nodes = {
+        "in": nir.Input(input_type={"input": np.array(in_shape)}),
+        **nodes,
+        "out": nir.Output(output_type={"output": np.array(out_shape)}),
+    }
     return nir.NIRGraph(nodes=all_nodes, edges=edges, type_check=False)
 
 
@@ -42,7 +45,10 @@ def _np_conv2d(x, w, b, stride, pad, dil, groups):
                 for c in range(Cg):
                     for u in range(kh):
                         for v in range(kw):
-                            y[:, o, i, j] += w[o, c, u, v] * xp[:, g * Cg + c, i * stride[0] + u * dil[0], j * stride[1] + v * dil[1]]
+                            y[:, o, i, j] += (
+                                w[o, c, u, v]
+                                * xp[:, g * Cg + c, i * stride[0] + u * dil[0], j * stride[1] + v * dil[1]]
+                            )
         y[:, o] += b[o]
     return y
 
@@ -54,7 +60,7 @@ def _np_pool(x, k, s, p, avg):
     y = np.zeros((B, C, Ho, Wo))
     for i in range(Ho):
         for j in range(Wo):
-            y[:, :, i, j] = xp[:, :, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]].sum(axis=(2, 3))
+            y[:, :, i, j] = xp[:, :, i * s[0] : i * s[0] + k[0], j * s[1] : j * s[1] + k[1]].sum(axis=(2, 3))
     return y / (k[0] * k[1]) if avg else y
 
 
@@ -78,8 +84,9 @@ def test_pools(kind):
     x = rng.normal(size=(2, 3, 2, 6, 7))
     k, s, p = (2, 3), (2, 2), (1, 0)
     ref = _np_pool(x.reshape(6, 2, 6, 7), k, s, p, kind == "AvgPool2d")
-    node = _typed(getattr(nir, kind)(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p)),
-                  (2, 6, 7), ref.shape[1:])
+    node = _typed(
+        getattr(nir, kind)(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p)), (2, 6, 7), ref.shape[1:]
+    )
     out = _run(_graph((2, 6, 7), {"p": node}, [("in", "p"), ("p", "out")], ref.shape[1:]), x)
     np.testing.assert_allclose(out["p"].reshape(ref.shape), ref, atol=1e-12)
 
@@ -117,8 +124,13 @@ def test_cuba_neurons(kind):
     rng = np.random.default_rng(4)
     N = 5
     x = (rng.random((2, 30, N)) < 0.4).astype(float)
-    prm = dict(tau_syn=rng.uniform(2e-3, 5e-3, N), tau_mem=rng.uniform(5e-3, 2e-2, N), r=rng.uniform(1, 3, N),
-               v_leak=rng.uniform(-0.1, 0.1, N), w_in=rng.uniform(1, 4, N))
+    prm = dict(
+        tau_syn=rng.uniform(2e-3, 5e-3, N),
+        tau_mem=rng.uniform(5e-3, 2e-2, N),
+        r=rng.uniform(1, 3, N),
+        v_leak=rng.uniform(-0.1, 0.1, N),
+        w_in=rng.uniform(1, 4, N),
+    )
     if kind == "CubaLIF":
         node = nir.CubaLIF(**prm, v_threshold=np.full(N, 0.3), v_reset=np.zeros(N))
         zs, vs = _np_cuba(x, **prm, v_th=0.3, v_reset=0.0)
@@ -137,8 +149,11 @@ def test_cuba_neurons(kind):
 def test_several_edges_into_one_node_are_summed():
     rng = np.random.default_rng(5)
     w1, w2 = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
-    nodes = {"a": nir.Linear(weight=w1), "b": nir.Linear(weight=w2),
-             "n": nir.IF(r=np.ones(3), v_threshold=np.full(3, 1e9), v_reset=np.zeros(3))}
+    nodes = {
+        "a": nir.Linear(weight=w1),
+        "b": nir.Linear(weight=w2),
+        "n": nir.IF(r=np.ones(3), v_threshold=np.full(3, 1e9), v_reset=np.zeros(3)),
+    }
     g = _graph((4,), nodes, [("in", "a"), ("in", "b"), ("a", "n"), ("b", "n"), ("n", "out")], (3,))
     x = rng.normal(size=(2, 5, 4))
     res = get_backend("norse").run(g, x, DT)
@@ -147,8 +162,13 @@ def test_several_edges_into_one_node_are_summed():
 
 @pytest.mark.parametrize("backend", ["norse", "lava-float"])
 def test_unsupported_node_names_node_type_backend(backend):
-    node = _typed(nir.Conv1d(input_shape=5, weight=np.ones((1, 1, 2)), stride=1, padding=0, dilation=1, groups=1,
-                             bias=np.zeros(1)), (1, 5), (1, 4))
+    node = _typed(
+        nir.Conv1d(
+            input_shape=5, weight=np.ones((1, 1, 2)), stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(1)
+        ),
+        (1, 5),
+        (1, 4),
+    )
     g = _graph((1, 5), {"c1": node}, [("in", "c1"), ("c1", "out")], (1, 4))
     with pytest.raises(UnsupportedNodeError, match=rf"backend '{backend}' cannot run node 'c1' of type Conv1d"):
         get_backend(backend).run(g, np.zeros((1, 2, 1, 5)), DT)

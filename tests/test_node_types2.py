@@ -14,8 +14,11 @@ DT = 1e-3
 
 
 def _graph(in_shape, nodes, edges, out_shape):
-    all_nodes = {"in": nir.Input(input_type={"input": np.array(in_shape)}), **nodes,
-                 "out": nir.Output(output_type={"output": np.array(out_shape)})}
+    all_nodes = {
+        "in": nir.Input(input_type={"input": np.array(in_shape)}),
+        **nodes,
+        "out": nir.Output(output_type={"output": np.array(out_shape)}),
+    }
     return nir.NIRGraph(nodes=all_nodes, edges=edges, type_check=False)
 
 
@@ -72,8 +75,11 @@ def test_delay_in_a_chain_delays_spikes():
     """Linear -> Delay -> IF: the IF integrates the input k steps late."""
     rng = np.random.default_rng(3)
     w, k = rng.normal(size=(3, 4)), 4
-    nodes = {"fc": nir.Linear(weight=w), "d": nir.Delay(delay=np.full(3, k * DT)),
-             "n": nir.IF(r=np.ones(3), v_threshold=np.full(3, 1e9), v_reset=np.zeros(3))}
+    nodes = {
+        "fc": nir.Linear(weight=w),
+        "d": nir.Delay(delay=np.full(3, k * DT)),
+        "n": nir.IF(r=np.ones(3), v_threshold=np.full(3, 1e9), v_reset=np.zeros(3)),
+    }
     x = rng.normal(size=(2, 10, 4))
     res = _norse(_chain((4,), nodes, (3,)), x)
     cur = np.concatenate([np.zeros((2, k, 3)), (x @ w.T)[:, :-k]], axis=1)
@@ -104,8 +110,11 @@ def test_negative_delay_is_refused():
 
 def test_delay_refused_on_lava_float_named():
     g = _chain((2,), {"dly": nir.Delay(delay=np.full(2, DT))}, (2,))
-    with pytest.raises(UnsupportedNodeError, match=r"backend 'lava-float' cannot run node 'dly' of type Delay: "
-                                                    r"Lava's DelayDense delays per synapse"):
+    with pytest.raises(
+        UnsupportedNodeError,
+        match=r"backend 'lava-float' cannot run node 'dly' of type Delay: "
+        r"Lava's DelayDense delays per synapse",
+    ):
         get_backend("lava-float").run(g, np.zeros((1, 3, 2)), DT)
 
 
@@ -132,8 +141,12 @@ def test_threshold_and_integrator_lava_float_equal_norse():
     rng = np.random.default_rng(5)
     w1, b1 = rng.normal(size=(5, 4)), rng.normal(scale=0.3, size=5)
     w2, b2 = rng.normal(size=(3, 5)), rng.normal(scale=0.3, size=3)
-    nodes = {"fc1": nir.Affine(weight=w1, bias=b1), "th": nir.Threshold(threshold=rng.uniform(-0.5, 0.5, 5)),
-             "fc2": nir.Affine(weight=w2, bias=b2), "i": nir.I(r=rng.uniform(0.5, 2.0, 3))}
+    nodes = {
+        "fc1": nir.Affine(weight=w1, bias=b1),
+        "th": nir.Threshold(threshold=rng.uniform(-0.5, 0.5, 5)),
+        "fc2": nir.Affine(weight=w2, bias=b2),
+        "i": nir.I(r=rng.uniform(0.5, 2.0, 3)),
+    }
     g = _chain((4,), nodes, (3,))
     x = (rng.random((2, 15, 4)) < 0.4).astype(float)
     ref, got = _norse(g, x).outputs, get_backend("lava-float").run(g, x, DT).outputs

@@ -86,8 +86,7 @@ def test_li_readout_on_lava_float_and_fixed(model, spikes):
 def test_compare_report_says_how_an_li_readout_is_read(model, spikes):
     g = to_nir(model, 12, DT, {"readout": {"kind": "membrane"}})
     labels = np.arange(6) % 5
-    rep, _ = compare_runs(g, "li.nir", ["norse", "lava-float"], spikes, labels, DT, "test spikes",
-                          show_progress=False)
+    rep, _ = compare_runs(g, "li.nir", ["norse", "lava-float"], spikes, labels, DT, "test spikes", show_progress=False)
     assert "membrane potential" in rep["accuracy_how"]
     pair = rep["pairs"][0]
     assert pair["output_max_abs_diff"] < 1e-5 and pair["prediction_agreement"] == 1.0
@@ -113,7 +112,9 @@ def test_unknown_readout_is_named(tmp_path):
 
     cfg = load_model_config("digits_mlp")
     cfg["readout"] = {"kind": "max_membrane"}
-    with pytest.raises(InputError, match="readout.kind .max_membrane. unknown; available: spike_count, membrane, mean_output"):
+    with pytest.raises(
+        InputError, match="readout.kind .max_membrane. unknown; available: spike_count, membrane, mean_output"
+    ):
         train(cfg, tmp_path, device="cpu", epochs=1, quiet=True)
     assert not (tmp_path / "checkpoint.pt").exists()
 

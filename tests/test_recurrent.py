@@ -32,19 +32,38 @@ def _recurrent_graph(rng, n_in=5, n_hid=6, n_out=3, rec_bias=0.1, self_edge_firs
     nodes = {
         "in": nir.Input(input_type={"input": np.array([n_in])}),
         "fc1": nir.Affine(weight=rng.normal(0, 2.0, (n_hid, n_in)), bias=rng.normal(0, 0.1, n_hid)),
-        "lif1": nir.CubaLIF(tau_syn=rng.uniform(2e-3, 5e-3, n_hid), tau_mem=rng.uniform(5e-3, 2e-2, n_hid),
-                            r=rng.uniform(0.8, 1.5, n_hid), v_leak=np.zeros(n_hid),
-                            v_threshold=rng.uniform(0.2, 0.5, n_hid), v_reset=np.zeros(n_hid),
-                            w_in=rng.uniform(1, 3, n_hid)),
+        "lif1": nir.CubaLIF(
+            tau_syn=rng.uniform(2e-3, 5e-3, n_hid),
+            tau_mem=rng.uniform(5e-3, 2e-2, n_hid),
+            r=rng.uniform(0.8, 1.5, n_hid),
+            v_leak=np.zeros(n_hid),
+            v_threshold=rng.uniform(0.2, 0.5, n_hid),
+            v_reset=np.zeros(n_hid),
+            w_in=rng.uniform(1, 3, n_hid),
+        ),
         "w_rec": nir.Affine(weight=rng.normal(0, 1.0, (n_hid, n_hid)), bias=rec_bias * rng.normal(0, 1, n_hid)),
         "fc2": nir.Affine(weight=rng.normal(0, 1.5, (n_out, n_hid)), bias=rng.normal(0, 0.05, n_out)),
-        "lif2": nir.LIF(tau=rng.uniform(5e-3, 2e-2, n_out), r=rng.uniform(0.5, 2, n_out), v_leak=np.zeros(n_out),
-                        v_threshold=rng.uniform(0.3, 1.0, n_out), v_reset=np.zeros(n_out)),
+        "lif2": nir.LIF(
+            tau=rng.uniform(5e-3, 2e-2, n_out),
+            r=rng.uniform(0.5, 2, n_out),
+            v_leak=np.zeros(n_out),
+            v_threshold=rng.uniform(0.3, 1.0, n_out),
+            v_reset=np.zeros(n_out),
+        ),
         "w_rec2": nir.Linear(weight=rng.normal(0, 1.0, (n_out, n_out))),
         "out": nir.Output(output_type={"output": np.array([n_out])}),
     }
-    edges = [("in", "fc1"), ("fc1", "lif1"), ("lif1", "w_rec"), ("w_rec", "lif1"), ("lif1", "fc2"),
-             ("fc2", "lif2"), ("lif2", "w_rec2"), ("w_rec2", "lif2"), ("lif2", "out")]
+    edges = [
+        ("in", "fc1"),
+        ("fc1", "lif1"),
+        ("lif1", "w_rec"),
+        ("w_rec", "lif1"),
+        ("lif1", "fc2"),
+        ("fc2", "lif2"),
+        ("lif2", "w_rec2"),
+        ("w_rec2", "lif2"),
+        ("lif2", "out"),
+    ]
     if self_edge_first:  # the back edge listed first, as in the Braille files
         edges = edges[3:4] + edges[:3] + edges[4:]
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={})
@@ -138,14 +157,19 @@ def test_cycle_across_two_depths_is_refused_naming_edge_and_delay():
 @pytest.mark.parametrize("backend", ["lava-fixed", "loihi-emu"])
 def test_fixed_point_refuses_recurrence_naming_the_back_edge(backend):
     rng = np.random.default_rng(4)
-    g = nir.NIRGraph(nodes={
-        "in": nir.Input(input_type={"input": np.array([2])}),
-        "fc": nir.Linear(weight=np.ones((2, 2))),
-        "lif": nir.LIF(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2),
-                       v_reset=np.zeros(2)),
-        "rec": nir.Linear(weight=np.eye(2)),
-        "out": nir.Output(output_type={"output": np.array([2])})},
-        edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")], metadata={})
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([2])}),
+            "fc": nir.Linear(weight=np.ones((2, 2))),
+            "lif": nir.LIF(
+                tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.zeros(2)
+            ),
+            "rec": nir.Linear(weight=np.eye(2)),
+            "out": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")],
+        metadata={},
+    )
     with pytest.raises(UnsupportedNodeError, match=r"back edge 'rec -> lif'.*fixed point"):
         get_backend(backend).run(g, bernoulli(rng, (1, 4, 2)), DT)
 
@@ -157,8 +181,13 @@ def _spiking(g):
     from snndeploy.reference import NeuronParams
     from snndeploy.reference import read_record as params_of
 
-    return [n for n, node in g.nodes.items() if type(node).__name__ not in ("Input", "Output")
-            and isinstance(params_of(n, node), NeuronParams) and params_of(n, node).spiking]
+    return [
+        n
+        for n, node in g.nodes.items()
+        if type(node).__name__ not in ("Input", "Output")
+        and isinstance(params_of(n, node), NeuronParams)
+        and params_of(n, node).spiking
+    ]
 
 
 def _agreement(g, x, dt):
@@ -199,16 +228,27 @@ def test_random_recurrent_graph_norse_vs_lava_float():
 def _latch_graph():
     """An IF population that, once it fires, fires on every step (self-excitation 2 > threshold 1)."""
     n = 4
-    return nir.NIRGraph(nodes={
-        "in": nir.Input(input_type={"input": np.array([n])}),
-        "fc": nir.Linear(weight=2 * np.eye(n)),
-        "if1": nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n)),
-        "rec": nir.Linear(weight=2 * np.eye(n)),
-        "fc2": nir.Linear(weight=np.ones((2, n))),
-        "if2": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
-        "out": nir.Output(output_type={"output": np.array([2])})},
-        edges=[("in", "fc"), ("fc", "if1"), ("if1", "rec"), ("rec", "if1"), ("if1", "fc2"), ("fc2", "if2"),
-               ("if2", "out")], metadata={})
+    return nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([n])}),
+            "fc": nir.Linear(weight=2 * np.eye(n)),
+            "if1": nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n)),
+            "rec": nir.Linear(weight=2 * np.eye(n)),
+            "fc2": nir.Linear(weight=np.ones((2, n))),
+            "if2": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
+            "out": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[
+            ("in", "fc"),
+            ("fc", "if1"),
+            ("if1", "rec"),
+            ("rec", "if1"),
+            ("if1", "fc2"),
+            ("fc2", "if2"),
+            ("if2", "out"),
+        ],
+        metadata={},
+    )
 
 
 def _isolation_case():

@@ -30,8 +30,18 @@ def graph_and_input(tmp_path_factory):
 @pytest.fixture(scope="module")
 def compared(graph_and_input):
     out = graph_and_input / "cmp"
-    code = main(["compare", str(graph_and_input / "g.nir"), "--backends", "norse,lava-float",
-                 "--input", str(graph_and_input / "in.npz"), "--out", str(out)])
+    code = main(
+        [
+            "compare",
+            str(graph_and_input / "g.nir"),
+            "--backends",
+            "norse,lava-float",
+            "--input",
+            str(graph_and_input / "in.npz"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code in (0, 1)
     return out
 
@@ -45,8 +55,14 @@ def test_report_html_is_self_contained(compared):
     assert len(imgs) >= 5  # accuracy, raster, traces, agreement over time, energy
     for b in imgs:
         assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
-    for title in ("Accuracy and agreement", "Spikes, sample", "Membrane traces", "Agreement per layer over time",
-                  "Energy per inference", "Loihi 2 mapping"):
+    for title in (
+        "Accuracy and agreement",
+        "Spikes, sample",
+        "Membrane traces",
+        "Agreement per layer over time",
+        "Energy per inference",
+        "Loihi 2 mapping",
+    ):
         assert title in page
 
 
@@ -73,8 +89,11 @@ def test_report_html_renders_in_headless_chromium(compared, tmp_path):
     import matplotlib.image as mpimg
 
     png = tmp_path / "shot.png"
-    subprocess.run([str(REPO / "scripts" / "screenshot_report.sh"), str(compared / "report.html"), str(png)],
-                   check=True, timeout=120)
+    subprocess.run(
+        [str(REPO / "scripts" / "screenshot_report.sh"), str(compared / "report.html"), str(png)],
+        check=True,
+        timeout=120,
+    )
     img = mpimg.imread(str(png))
     assert img.shape[0] >= 2000 and img.shape[1] >= 1000
     non_white = np.mean(np.any(img[..., :3] < 0.9, axis=-1))
@@ -84,22 +103,26 @@ def test_report_html_renders_in_headless_chromium(compared, tmp_path):
 
 
 def test_energy_command_prints_estimates(graph_and_input, capsys):
-    code = main(["energy", str(graph_and_input / "g.nir"), "--input", str(graph_and_input / "in.npz"),
-                 "--target", "truenorth"])
+    code = main(
+        ["energy", str(graph_and_input / "g.nir"), "--input", str(graph_and_input / "in.npz"), "--target", "truenorth"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "truenorth:" in out and "nJ per inference" in out
     assert "ann_fp32_45nm" in out and "Loihi 2 mapping estimate" in out and "SynOps AC" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "{d}/missing.npz"], "does not exist"),
-    (["--input", "{d}/in.npz", "--target", "gpu9000"], "target 'gpu9000' not found"),
-    (["--input", "{d}/in.npz", "--target", "loihi2"], "has no energy constants"),
-    (["--input", "{d}/in.npz", "--backend", "spinnaker"], "unknown backend 'spinnaker'"),
-    (["--input", "{d}/bad.npz"], "input"),
-    (["--input", "{d}/in.npz", "--dt", "-1"], "--dt must be a positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "{d}/missing.npz"], "does not exist"),
+        (["--input", "{d}/in.npz", "--target", "gpu9000"], "target 'gpu9000' not found"),
+        (["--input", "{d}/in.npz", "--target", "loihi2"], "has no energy constants"),
+        (["--input", "{d}/in.npz", "--backend", "spinnaker"], "unknown backend 'spinnaker'"),
+        (["--input", "{d}/bad.npz"], "input"),
+        (["--input", "{d}/in.npz", "--dt", "-1"], "--dt must be a positive"),
+    ],
+)
 def test_energy_command_bad_input(graph_and_input, capsys, args, message):
     d = graph_and_input
     np.savez(d / "bad.npz", spikes=np.zeros((2, 5, 7)))  # 7 inputs, graph wants 8

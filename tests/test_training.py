@@ -10,10 +10,13 @@ from snndeploy.train.loop import lr_for_epoch
 from snndeploy.train.networks import SpikingConvNet, SpikingMLP
 
 
-@pytest.mark.parametrize("build", [
-    lambda: SpikingConvNet((1, 12, 12), 4, channels=(4, 6), hidden=16, init_gain=[20.0, 40.0, 60.0, 60.0]),
-    lambda: SpikingMLP(20, [16], 4, init_gain=[8.0, 16.0]),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: SpikingConvNet((1, 12, 12), 4, channels=(4, 6), hidden=16, init_gain=[20.0, 40.0, 60.0, 60.0]),
+        lambda: SpikingMLP(20, [16], 4, init_gain=[8.0, 16.0]),
+    ],
+)
 def test_constant_input_shortcut_equals_repeated_input(build):
     """forward(x, steps) runs the first layers once; it must equal the input repeated over time."""
     torch.manual_seed(0)
@@ -71,11 +74,14 @@ def test_norse_superspike_still_ignores_alpha():
     assert torch.equal(grads[0], grads[1])
 
 
-@pytest.mark.parametrize("field,value,named", [
-    ("layout", "pool-pool", "model.layout 'pool-pool' unknown; available: lif-pool, pool-lif"),
-    ("surrogate", "smooth", "model.surrogate 'smooth' unknown"),
-    ("init_gain", [1.0, 2.0], "model.init_gain lists 2 gains for 4 weighted layers"),
-])
+@pytest.mark.parametrize(
+    "field,value,named",
+    [
+        ("layout", "pool-pool", "model.layout 'pool-pool' unknown; available: lif-pool, pool-lif"),
+        ("surrogate", "smooth", "model.surrogate 'smooth' unknown"),
+        ("init_gain", [1.0, 2.0], "model.init_gain lists 2 gains for 4 weighted layers"),
+    ],
+)
 def test_bad_model_config_names_the_field(field, value, named, tmp_path):
     from snndeploy.train.config import load_model_config
     from snndeploy.train.loop import train
@@ -92,7 +98,9 @@ def test_bad_model_config_exits_2_from_the_cli(tmp_path, capsys):
     from snndeploy.train.config import MODELS_DIR
 
     cfg = tmp_path / "bad.toml"
-    cfg.write_text((MODELS_DIR / "digits_conv.toml").read_text().replace("[model]\n", '[model]\nlayout = "pool-pool"\n', 1))
+    cfg.write_text(
+        (MODELS_DIR / "digits_conv.toml").read_text().replace("[model]\n", '[model]\nlayout = "pool-pool"\n', 1)
+    )
     rc = main(["train", "--model", str(cfg), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "out")])
     assert rc == 2
     assert "model.layout 'pool-pool' unknown" in capsys.readouterr().err
@@ -144,18 +152,25 @@ def test_shift_translates_each_image_by_its_own_offset_within_range():
     out = shift(x, torch.Generator().manual_seed(3))
     offsets = []
     for i in range(len(x)):
-        hits = [(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)
-                if torch.equal(out[i], _translated(x[i], dy, dx))]
+        hits = [
+            (dy, dx)
+            for dy in range(-m, m + 1)
+            for dx in range(-m, m + 1)
+            if torch.equal(out[i], _translated(x[i], dy, dx))
+        ]
         assert len(hits) == 1, f"sample {i} is not a translation of its input by at most {m} pixels"
         offsets.append(hits[0])
     assert len(set(offsets)) >= 10  # offsets are drawn per image, not per batch
     assert torch.equal(out, shift(x, torch.Generator().manual_seed(3)))  # seeded
 
 
-@pytest.mark.parametrize("augment,cfg_name,named", [
-    (["rotate"], "digits_conv", "train.augment 'rotate' unknown; available: hflip, shift"),
-    (["hflip"], "digits_mlp", "needs image input (C, H, W)"),
-])
+@pytest.mark.parametrize(
+    "augment,cfg_name,named",
+    [
+        (["rotate"], "digits_conv", "train.augment 'rotate' unknown; available: hflip, shift"),
+        (["hflip"], "digits_mlp", "needs image input (C, H, W)"),
+    ],
+)
 def test_bad_augmentation_is_named(augment, cfg_name, named, tmp_path):
     from snndeploy.train.config import load_model_config
     from snndeploy.train.loop import train

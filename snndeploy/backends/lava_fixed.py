@@ -20,17 +20,27 @@ from ..lower.fixed import FIXED_SUPPORTED, FixedPlan, check_binary, fixed_plan_f
 from ..runtime.lava import LavaFactories, run_plan
 from .base import RunResult
 
-HOW = ("Lava Loihi2SimCfg(select_tag='fixed_pt'): LIFReset + Dense + RingBuffer source, memmap recorders; "
-       "records shifted back by the Dense depth")
+HOW = (
+    "Lava Loihi2SimCfg(select_tag='fixed_pt'): LIFReset + Dense + RingBuffer source, memmap recorders; "
+    "records shifted back by the Dense depth"
+)
 
 
 def _neuron(fn, group, interval, offset):
     from lava.proc.lif.process import LIFReset
 
     du, dv, vth = (int(k) for k in group.key)
-    return LIFReset(shape=(len(group.index),), du=du, dv=dv, vth=vth,
-                    bias_mant=fn.bias_mant[group.index], bias_exp=fn.bias_exp[group.index],
-                    reset_interval=interval, reset_offset=offset, name=fn.node)
+    return LIFReset(
+        shape=(len(group.index),),
+        du=du,
+        dv=dv,
+        vth=vth,
+        bias_mant=fn.bias_mant[group.index],
+        bias_exp=fn.bias_exp[group.index],
+        reset_interval=interval,
+        reset_offset=offset,
+        name=fn.node,
+    )
 
 
 def _synapse(conn, weight, graded):
@@ -39,8 +49,14 @@ def _synapse(conn, weight, graded):
     return Dense(weights=weight.astype(np.int32), weight_exp=conn.weight_exp, num_message_bits=0)
 
 
-FIXED_FACTORIES = LavaFactories(tag="fixed_pt", neuron=_neuron, synapse=_synapse,
-                                source_data=lambda d: d.astype(np.int32), record_dtype=np.int32, state_vars=("u", "v"))
+FIXED_FACTORIES = LavaFactories(
+    tag="fixed_pt",
+    neuron=_neuron,
+    synapse=_synapse,
+    source_data=lambda d: d.astype(np.int32),
+    record_dtype=np.int32,
+    state_vars=("u", "v"),
+)
 
 
 class LavaFixedBackend:
@@ -62,10 +78,22 @@ class LavaFixedBackend:
     def run_fixed(self, fp: FixedPlan, x: np.ndarray, progress=None) -> RunResult:
         """Run an already quantized plan (tests build edge-case plans directly)."""
         start = time.perf_counter()
-        outputs, states, info = run_plan(fp, x, FIXED_FACTORIES, record_states=self.record_states,
-                                         progress=progress, name=self.name)
-        result, shaped = node_records(fp, x, {n: a.astype(np.int8) for n, a in outputs.items()},
-                                      {n: {k: a.astype(np.int64) for k, a in st.items()} for n, st in states.items()})
-        info.update({"precision": "Loihi fixed point (Lava fixed_pt, bit-accurate)", "units": "raw 24-bit state",
-                     "total_s": time.perf_counter() - start, "quantization": fp.report_dict(), "how": HOW})
+        outputs, states, info = run_plan(
+            fp, x, FIXED_FACTORIES, record_states=self.record_states, progress=progress, name=self.name
+        )
+        result, shaped = node_records(
+            fp,
+            x,
+            {n: a.astype(np.int8) for n, a in outputs.items()},
+            {n: {k: a.astype(np.int64) for k, a in st.items()} for n, st in states.items()},
+        )
+        info.update(
+            {
+                "precision": "Loihi fixed point (Lava fixed_pt, bit-accurate)",
+                "units": "raw 24-bit state",
+                "total_s": time.perf_counter() - start,
+                "quantization": fp.report_dict(),
+                "how": HOW,
+            }
+        )
         return RunResult(self.name, result, shaped, info)

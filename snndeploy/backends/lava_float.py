@@ -22,16 +22,26 @@ GRADED_MESSAGE_BITS = 24
 #: a weight matrix this large and at most this dense goes to Lava's ``Sparse`` (same one-step delay)
 SPARSE_MIN_SIZE = 100_000
 SPARSE_MAX_DENSITY = 0.1
-HOW = ("Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense (Sparse for large sparse composed chains) + "
-       "RingBuffer sources, memmap recorders; records shifted back by the Dense depth")
+HOW = (
+    "Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense (Sparse for large sparse composed chains) + "
+    "RingBuffer sources, memmap recorders; records shifted back by the Dense depth"
+)
 
 
 def _neuron(nl, group, interval, offset):
     from lava.proc.lif.process import LIFReset
 
     du, dv, vth = group.key
-    return LIFReset(shape=(len(group.index),), du=du, dv=dv, vth=vth, bias_mant=nl.bias[group.index],
-                    reset_interval=interval, reset_offset=offset, name=f"{nl.node}")
+    return LIFReset(
+        shape=(len(group.index),),
+        du=du,
+        dv=dv,
+        vth=vth,
+        bias_mant=nl.bias[group.index],
+        reset_interval=interval,
+        reset_offset=offset,
+        name=f"{nl.node}",
+    )
 
 
 def _synapse(conn, weight, graded):
@@ -46,8 +56,14 @@ def _synapse(conn, weight, graded):
     return Dense(weights=weight, num_message_bits=bits)
 
 
-FLOAT_FACTORIES = LavaFactories(tag="floating_pt", neuron=_neuron, synapse=_synapse, source_data=lambda d: d,
-                                record_dtype=np.float64, state_vars=("u", "v"))
+FLOAT_FACTORIES = LavaFactories(
+    tag="floating_pt",
+    neuron=_neuron,
+    synapse=_synapse,
+    source_data=lambda d: d,
+    record_dtype=np.float64,
+    state_vars=("u", "v"),
+)
 
 
 class LavaFloatBackend:
@@ -68,8 +84,9 @@ class LavaFloatBackend:
         x = G.check_input(ag.graph, spikes)
         plan = self.plan(ag, dt)
         start = time.perf_counter()
-        outputs, states, info = run_plan(plan, x, FLOAT_FACTORIES, record_states=self.record_states,
-                                         progress=progress, name=self.name)
+        outputs, states, info = run_plan(
+            plan, x, FLOAT_FACTORIES, record_states=self.record_states, progress=progress, name=self.name
+        )
         result = _node_records(plan, x, outputs, states)
         info.update({"precision": "float64 (Lava floating_pt)", "total_s": time.perf_counter() - start, "how": HOW})
         return RunResult(self.name, result, states, info)
@@ -85,8 +102,9 @@ def _node_records(plan: LavaPlan, x, outputs, states):
         if node in outputs:
             result[node] = outputs[node].reshape((B, T) + nl.shape)
         if node in states:
-            states[node] = {k: (v + (nl.v_offset if k == "v" else 0)).reshape((B, T) + nl.shape)
-                            for k, v in states[node].items()}
+            states[node] = {
+                k: (v + (nl.v_offset if k == "v" else 0)).reshape((B, T) + nl.shape) for k, v in states[node].items()
+            }
     if top.output_from in plan.neurons:
         nl = plan.neurons[top.output_from]
         result[top.output_node] = result[nl.node] if nl.spiking else states[nl.node]["v"]

@@ -97,10 +97,21 @@ def populations(fp: FixedPlan, device) -> List[Population]:
     pops = []
     for node in sorted(fp.neurons, key=lambda n: fp.topology.depth[n]):
         f = fp.neurons[node]
-        ins = tuple((c.src, torch.as_tensor(representable_weights(c.weight).T.astype(np.float64), device=device),
-                     c.weight_exp) for c in fp.conns if c.dst == node)
-        pops.append(Population(node, t(DECAY_UNITY - (f.du + DS_OFFSET)), t(DECAY_UNITY - (f.dv + DM_OFFSET)),
-                               t(f.bias_mant << f.bias_exp), t(f.vth << VTH_SHIFT), ins))
+        ins = tuple(
+            (c.src, torch.as_tensor(representable_weights(c.weight).T.astype(np.float64), device=device), c.weight_exp)
+            for c in fp.conns
+            if c.dst == node
+        )
+        pops.append(
+            Population(
+                node,
+                t(DECAY_UNITY - (f.du + DS_OFFSET)),
+                t(DECAY_UNITY - (f.dv + DM_OFFSET)),
+                t(f.bias_mant << f.bias_exp),
+                t(f.vth << VTH_SHIFT),
+                ins,
+            )
+        )
     return pops
 
 
@@ -117,8 +128,16 @@ def emulate(fp: FixedPlan, x: np.ndarray, device: str = "cpu", record_states: bo
     xin = torch.as_tensor(x.reshape(B, T, -1), dtype=torch.float64, device=device)
     state = {p.node: (torch.zeros(B, p.vth.shape[1], dtype=torch.int64, device=device),) * 2 for p in pops}
     rec_s = {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int8, device=device) for p in pops}
-    rec_u = {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int64, device=device) for p in pops} if record_states else {}
-    rec_v = {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int64, device=device) for p in pops} if record_states else {}
+    rec_u = (
+        {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int64, device=device) for p in pops}
+        if record_states
+        else {}
+    )
+    rec_v = (
+        {p.node: torch.zeros(B, T, p.vth.shape[1], dtype=torch.int64, device=device) for p in pops}
+        if record_states
+        else {}
+    )
     for t in range(T):
         out = {fp.topology.input_node: xin[:, t]}
         for p in pops:
@@ -166,8 +185,12 @@ class LoihiEmuBackend:
         result, shaped = node_records(fp, x, spk, states)
         if progress is not None:
             progress(self.name, 1.0)
-        info = {"precision": "Loihi fixed point (int64 torch emulation of Lava fixed_pt)", "device": device,
-                "units": "raw 24-bit state", "wall_s": time.perf_counter() - start,
-                "quantization": fp.report_dict(),
-                "how": "PyLifResetModelBitAcc + PyDenseModelBitAcc arithmetic, batched, on the NIR timeline"}
+        info = {
+            "precision": "Loihi fixed point (int64 torch emulation of Lava fixed_pt)",
+            "device": device,
+            "units": "raw 24-bit state",
+            "wall_s": time.perf_counter() - start,
+            "quantization": fp.report_dict(),
+            "how": "PyLifResetModelBitAcc + PyDenseModelBitAcc arithmetic, batched, on the NIR timeline",
+        }
         return RunResult(self.name, result, shaped if self.record_states else {}, info)

@@ -29,9 +29,11 @@ from ..util.device import resolve_device
 from .base import RunResult
 
 PRECISIONS = ("float32", "float64")
-HOW = ("Norse functional step functions (lif_box, iaf, li_box, lif, leaky_integrator), torch steps for "
-       "Integrator/Threshold, a ring buffer per Delay, and the reference linear maps (snndeploy.reference.maps), "
-       "interpreted over the NIR graph")
+HOW = (
+    "Norse functional step functions (lif_box, iaf, li_box, lif, leaky_integrator), torch steps for "
+    "Integrator/Threshold, a ring buffer per Delay, and the reference linear maps (snndeploy.reference.maps), "
+    "interpreted over the NIR graph"
+)
 
 
 @dataclass
@@ -57,8 +59,10 @@ class _Interpreter:
             except SnnDeployError:
                 raise
             except Exception as exc:  # a torch error: name the node, not only the tensor shapes
-                raise BackendError(f"norse: node '{n}' ({self.ag.type_name(n)}) failed at step "
-                                   f"{len(self.rec[self.ag.input_node])}: {type(exc).__name__}: {exc}") from exc
+                raise BackendError(
+                    f"norse: node '{n}' ({self.ag.type_name(n)}) failed at step "
+                    f"{len(self.rec[self.ag.input_node])}: {type(exc).__name__}: {exc}"
+                ) from exc
         for n, value in env.items():
             self.rec[n].append(value)
         self.prev = env
@@ -66,14 +70,16 @@ class _Interpreter:
     def node_step(self, n: str, env: dict, x_t):
         if n == self.ag.input_node:
             return x_t
-        inp = _sum_inputs([self._previous(q, x_t) if self.ag.is_back_edge(q, n) else env[q]
-                           for q in self.ag.preds(n)], n)
+        inp = _sum_inputs(
+            [self._previous(q, x_t) if self.ag.is_back_edge(q, n) else env[q] for q in self.ag.preds(n)], n
+        )
         p = self.ag.record(n)
         if n == self.ag.output_node:
             return inp
         if isinstance(p, NeuronParams):
-            out, self.state[n] = NEURONS[p.kind].step(inp.reshape((self.batch,) + p.shape), self.state.get(n),
-                                                      self.tensors[n], self.dt)
+            out, self.state[n] = NEURONS[p.kind].step(
+                inp.reshape((self.batch,) + p.shape), self.state.get(n), self.tensors[n], self.dt
+            )
             self.vrec[n].append(voltage(self.state[n]))
             return out
         if isinstance(p, DelayParams):
@@ -112,8 +118,11 @@ class NorseBackend:
         dtype = torch.float64 if self.precision == "float64" else torch.float32
         records = ag.records
         tensors = {n: neuron_tensors(p, dtype, device, dt) for n, p in records.items() if isinstance(p, NeuronParams)}
-        delays = {n: torch.as_tensor(p.steps(dt).reshape(-1), device=device)
-                  for n, p in records.items() if isinstance(p, DelayParams)}
+        delays = {
+            n: torch.as_tensor(p.steps(dt).reshape(-1), device=device)
+            for n, p in records.items()
+            if isinstance(p, DelayParams)
+        }
         start = time.perf_counter()
         x = torch.as_tensor(x_np, dtype=dtype, device=device)
         B, T = x.shape[:2]
@@ -137,6 +146,8 @@ def _sum_inputs(values, node: str):
         if extra.shape != total.shape and extra.reshape(-1).shape == total.reshape(-1).shape:
             extra = extra.reshape(total.shape)
         if extra.shape != total.shape:
-            raise InputError(f"node '{node}': incoming edges carry shapes {tuple(total.shape)} and {tuple(extra.shape)}")
+            raise InputError(
+                f"node '{node}': incoming edges carry shapes {tuple(total.shape)} and {tuple(extra.shape)}"
+            )
         total = total + extra
     return total

@@ -122,21 +122,26 @@ def read_idx(path, ndim: Optional[int] = None, dtype_code: Optional[int] = None)
         known = ", ".join(f"0x{c:02x}" for c in IDX_DTYPES)
         raise DatasetError(f"{path}: unknown IDX type code 0x{code:02x}; expected one of {known}")
     if dtype_code is not None and code != dtype_code:
-        raise DatasetError(f"{path}: IDX type code 0x{code:02x} ({IDX_DTYPES[code]}), "
-                           f"expected 0x{dtype_code:02x} ({IDX_DTYPES[dtype_code]})")
+        raise DatasetError(
+            f"{path}: IDX type code 0x{code:02x} ({IDX_DTYPES[code]}), "
+            f"expected 0x{dtype_code:02x} ({IDX_DTYPES[dtype_code]})"
+        )
     if ndim is not None and nd != ndim:
         raise DatasetError(f"{path}: IDX file has {nd} dimensions, expected {ndim}")
     data_start = IDX_HEADER_BYTES + IDX_DIM_BYTES * nd
     if len(buf) < data_start:
-        raise DatasetError(f"{path}: truncated IDX header: {len(buf)} bytes, expected at least {data_start} "
-                           f"for {nd} dimensions")
+        raise DatasetError(
+            f"{path}: truncated IDX header: {len(buf)} bytes, expected at least {data_start} for {nd} dimensions"
+        )
     dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=nd, offset=IDX_HEADER_BYTES))
     dt = IDX_DTYPES[code]
     expected = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
     got = len(buf) - data_start
     if got != expected:
-        raise DatasetError(f"{path}: IDX data of {got} bytes, expected {expected} for shape {dims} of {dt}"
-                           f" ({'truncated' if got < expected else 'trailing bytes'})")
+        raise DatasetError(
+            f"{path}: IDX data of {got} bytes, expected {expected} for shape {dims} of {dt}"
+            f" ({'truncated' if got < expected else 'trailing bytes'})"
+        )
     return np.frombuffer(buf, dtype=dt, offset=data_start).reshape(dims).astype(dt.newbyteorder("="))
 
 
@@ -176,10 +181,17 @@ def _check_labels(labels: np.ndarray, where, n_classes: int = N_CLASSES_10) -> N
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Admits only the globals that pickled numpy arrays need (no code execution)."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -195,8 +207,16 @@ def read_cifar_batch(path) -> Tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             d = _ArrayOnlyUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            IndexError, KeyError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+    ) as exc:
         raise DatasetError(f"{path}: not a CIFAR-10 python batch (unpickling failed: {exc})") from exc
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: not a CIFAR-10 python batch: holds a {type(d).__name__}, expected a dict")
@@ -204,15 +224,20 @@ def read_cifar_batch(path) -> Tuple[np.ndarray, np.ndarray]:
     for key in ("data", "labels"):
         if key not in d:
             hint = " (this looks like CIFAR-100: 'fine_labels')" if "fine_labels" in d else ""
-            raise DatasetError(f"{path}: CIFAR-10 batch lacks the key b'{key}'; keys: "
-                               f"{', '.join(sorted(map(str, d)))}{hint}")
+            raise DatasetError(
+                f"{path}: CIFAR-10 batch lacks the key b'{key}'; keys: {', '.join(sorted(map(str, d)))}{hint}"
+            )
     data = np.asarray(d["data"])
     n_pix = int(np.prod(CIFAR10_SHAPE))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != n_pix:
-        raise DatasetError(f"{path}: b'data' is {data.dtype} of shape {data.shape}, expected uint8 of shape (n, {n_pix})")
+        raise DatasetError(
+            f"{path}: b'data' is {data.dtype} of shape {data.shape}, expected uint8 of shape (n, {n_pix})"
+        )
     labels = np.asarray(d["labels"])
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
-        raise DatasetError(f"{path}: b'labels' has shape {labels.shape} ({labels.dtype}), expected {len(data)} integers")
+        raise DatasetError(
+            f"{path}: b'labels' has shape {labels.shape} ({labels.dtype}), expected {len(data)} integers"
+        )
     _check_labels(labels, path)
     return data.reshape((len(data),) + CIFAR10_SHAPE), labels.astype(np.int64)
 
@@ -234,8 +259,9 @@ def load_digits(data_dir: Optional[str] = None) -> Dataset:
     d = _load()
     x = (d.data / 16.0).astype(np.float32)
     y = d.target.astype(np.int64)
-    xtr, xte, ytr, yte = train_test_split(x, y, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED,
-                                          stratify=y)
+    xtr, xte, ytr, yte = train_test_split(
+        x, y, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=y
+    )
     return Dataset("digits", xtr, ytr, xte, yte, 10, "scikit-learn load_digits (embedded UCI 8x8 digits)")
 
 
@@ -251,8 +277,10 @@ def load_fashion_mnist(data_dir: Optional[str] = None) -> Dataset:
     """
     if data_dir is None:
         directory = FASHION_MNIST_DIR
-        how = (f"install the Debian package: `sudo apt-get install {FASHION_MNIST_PACKAGE}` (or `make data`), "
-               f"or give --data-dir DIR holding {_idx_file_list()}")
+        how = (
+            f"install the Debian package: `sudo apt-get install {FASHION_MNIST_PACKAGE}` (or `make data`), "
+            f"or give --data-dir DIR holding {_idx_file_list()}"
+        )
     else:
         directory = Path(data_dir)
         how = f"--data-dir must hold the Fashion-MNIST IDX files {_idx_file_list()}"
@@ -276,8 +304,10 @@ def load_cifar10(data_dir: Optional[str] = None) -> Dataset:
     ``data_dir`` is ``cifar-10-batches-py`` itself or its parent (the extracted
     ``cifar-10-python.tar.gz``), holding ``data_batch_1..5`` and ``test_batch``.
     """
-    how = (f"give --data-dir DIR holding {CIFAR10_SUBDIR}/ ({', '.join(CIFAR10_TRAIN_BATCHES)}, "
-           f"{CIFAR10_TEST_BATCH}; the python version of CIFAR-10, not downloaded by snndeploy)")
+    how = (
+        f"give --data-dir DIR holding {CIFAR10_SUBDIR}/ ({', '.join(CIFAR10_TRAIN_BATCHES)}, "
+        f"{CIFAR10_TEST_BATCH}; the python version of CIFAR-10, not downloaded by snndeploy)"
+    )
     if data_dir is None:
         raise DatasetError(f"dataset 'cifar10' is not bundled; {how}")
     directory = _cifar_dir(data_dir)
@@ -288,8 +318,15 @@ def load_cifar10(data_dir: Optional[str] = None) -> Dataset:
     xte, yte = read_cifar_batch(directory / CIFAR10_TEST_BATCH)
     xtr = np.concatenate([x for x, _ in train])
     ytr = np.concatenate([y for _, y in train])
-    return Dataset("cifar10", (xtr / UINT8_MAX).astype(np.float32), ytr, (xte / UINT8_MAX).astype(np.float32), yte,
-                   N_CLASSES_10, f"CIFAR-10 python batches in {directory}")
+    return Dataset(
+        "cifar10",
+        (xtr / UINT8_MAX).astype(np.float32),
+        ytr,
+        (xte / UINT8_MAX).astype(np.float32),
+        yte,
+        N_CLASSES_10,
+        f"CIFAR-10 python batches in {directory}",
+    )
 
 
 #: dataset name -> loader(data_dir)
@@ -320,12 +357,19 @@ def limit_dataset(ds: Dataset, limit_train: Optional[int] = None, limit_test: Op
     if lt is None and le is None:
         return ds
     note = f"; first {lt or len(ds.y_train)} train / {le or len(ds.y_test)} test samples"
-    return replace(ds, x_train=ds.x_train[:lt], y_train=ds.y_train[:lt], x_test=ds.x_test[:le],
-                   y_test=ds.y_test[:le], source=ds.source + note)
+    return replace(
+        ds,
+        x_train=ds.x_train[:lt],
+        y_train=ds.y_train[:lt],
+        x_test=ds.x_test[:le],
+        y_test=ds.y_test[:le],
+        source=ds.source + note,
+    )
 
 
-def get_dataset(name: str, data_dir: Optional[str] = None, limit_train: Optional[int] = None,
-                limit_test: Optional[int] = None) -> Dataset:
+def get_dataset(
+    name: str, data_dir: Optional[str] = None, limit_train: Optional[int] = None, limit_test: Optional[int] = None
+) -> Dataset:
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset '{name}'; available: {', '.join(DATASETS)}")
     return limit_dataset(DATASETS[name](data_dir), limit_train, limit_test)

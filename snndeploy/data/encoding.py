@@ -64,8 +64,11 @@ def poisson(x: np.ndarray, steps: int, max_prob: float = 1.0, seed: int = 0, **_
 def latency_times(x: np.ndarray, steps: int, threshold: float = 0.0) -> np.ndarray:
     """Spike step per input, int64 of x's shape: ``round((1 - x) * (steps - 1))``, -1 for no spike."""
     steps = _check_steps(steps)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
-            or not 0.0 <= threshold < 1.0:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.floating, np.integer))
+        or not 0.0 <= threshold < 1.0
+    ):
         raise InputError(f"latency threshold must be a number in [0, 1), got {threshold!r}")
     x = _as_batch(x, "latency").astype(np.float64)
     if x.size and (x.min() < 0.0 or x.max() > 1.0):
@@ -85,8 +88,12 @@ def latency(x: np.ndarray, steps: int, threshold: float = 0.0, seed: int = 0) ->
 def direct(x: np.ndarray, steps: int, scale: float = 1.0, seed: int = 0) -> np.ndarray:
     """Constant-current input: (n, *shape) -> (n, steps, *shape) float32, ``scale * x`` at every step."""
     steps = _check_steps(steps)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(scale) or scale <= 0:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float, np.floating, np.integer))
+        or not np.isfinite(scale)
+        or scale <= 0
+    ):
         raise InputError(f"direct scale must be a positive finite number, got {scale!r}")
     x = _as_batch(x, "direct").astype(np.float32) * np.float32(scale)
     return np.ascontiguousarray(np.broadcast_to(x[:, None], (x.shape[0], steps) + x.shape[1:]))
@@ -107,8 +114,12 @@ def noisy_repeat(x: np.ndarray, steps: int, keep: float = 0.8, seed: int = 0) ->
     return (x[:, None] * mask).astype(np.float32)
 
 
-ENCODERS: Dict[str, Callable[..., np.ndarray]] = {"poisson": poisson, "latency": latency, "direct": direct,
-                                                  "noisy_repeat": noisy_repeat}
+ENCODERS: Dict[str, Callable[..., np.ndarray]] = {
+    "poisson": poisson,
+    "latency": latency,
+    "direct": direct,
+    "noisy_repeat": noisy_repeat,
+}
 
 
 def encoder_params(kind: str) -> tuple:
@@ -129,6 +140,7 @@ def encode(x: np.ndarray, enc: dict) -> np.ndarray:
     if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         unknown = sorted(set(params) - set(encoder_params(kind)))
         if unknown:
-            raise InputError(f"{kind} encoding does not take {', '.join(unknown)}; "
-                             f"parameters: {', '.join(encoder_params(kind))}")
+            raise InputError(
+                f"{kind} encoding does not take {', '.join(unknown)}; parameters: {', '.join(encoder_params(kind))}"
+            )
     return ENCODERS[kind](x, **params)

@@ -40,19 +40,31 @@ from ..ir.analysed import AnalysedGraph, as_analysed
 from ..reference import WEIGHTED, MapParams, NeuronParams, SynapseParams, forward
 
 #: counts a target constant may multiply (``per = "..."`` in targets/*.toml)
-COUNT_KEYS = ("synops", "synops_ac", "synops_mac", "dense_ops", "dense_ops_nonzero", "dense_macs",
-              "neuron_updates", "neuron_updates_active", "neuron_updates_inactive", "spikes")
+COUNT_KEYS = (
+    "synops",
+    "synops_ac",
+    "synops_mac",
+    "dense_ops",
+    "dense_ops_nonzero",
+    "dense_macs",
+    "neuron_updates",
+    "neuron_updates_active",
+    "neuron_updates_inactive",
+    "spikes",
+)
 #: samples per chunk when recomputing linear values (bounds memory on large inputs)
 CHUNK_SAMPLES = 32
 #: identity basis vectors pushed through a Conv2d at once to get its fan-out
 FANOUT_CHUNK = 256
 
-HOW_COUNTS = ("NeuroBench definitions, per sample, from this backend's records of the input and of every neuron "
-              "population (linear values in between recomputed through the graph's maps): synops = non-zero "
-              "layer inputs x non-zero fan-out, summed over steps (AC when the layer's input is binary, MAC when "
-              "graded); dense_ops = in_features x out_features x steps (all weights; dense_ops_nonzero: non-zero "
-              "weights only); dense_macs = one ANN pass; neuron updates = neurons x steps (active: the neuron "
-              "spikes in that step); activation sparsity = fraction of zero entries of a spiking node's output")
+HOW_COUNTS = (
+    "NeuroBench definitions, per sample, from this backend's records of the input and of every neuron "
+    "population (linear values in between recomputed through the graph's maps): synops = non-zero "
+    "layer inputs x non-zero fan-out, summed over steps (AC when the layer's input is binary, MAC when "
+    "graded); dense_ops = in_features x out_features x steps (all weights; dense_ops_nonzero: non-zero "
+    "weights only); dense_macs = one ANN pass; neuron updates = neurons x steps (active: the neuron "
+    "spikes in that step); activation sparsity = fraction of zero entries of a spiking node's output"
+)
 
 
 def _fanout(p) -> np.ndarray:
@@ -61,9 +73,15 @@ def _fanout(p) -> np.ndarray:
         return (p.weight != 0).sum(axis=0).astype(np.int64)
     import torch
 
-    ind = MapParams(p.name, p.kind, p.in_shape, p.out_shape,
-                    dict(p.attrs, weight=(np.asarray(p.attrs["weight"]) != 0).astype(np.float64),
-                         bias=np.zeros(len(p.attrs["bias"]))))
+    ind = MapParams(
+        p.name,
+        p.kind,
+        p.in_shape,
+        p.out_shape,
+        dict(
+            p.attrs, weight=(np.asarray(p.attrs["weight"]) != 0).astype(np.float64), bias=np.zeros(len(p.attrs["bias"]))
+        ),
+    )
     n = int(np.prod(p.in_shape))
     out = np.zeros(n, dtype=np.int64)
     with torch.no_grad():
@@ -71,7 +89,7 @@ def _fanout(p) -> np.ndarray:
             k = min(FANOUT_CHUNK, n - s)
             basis = torch.zeros((k, n), dtype=torch.float64)
             basis[torch.arange(k), torch.arange(s, s + k)] = 1.0
-            out[s:s + k] = np.rint(forward(ind, basis).reshape(k, -1).sum(1).numpy()).astype(np.int64)
+            out[s : s + k] = np.rint(forward(ind, basis).reshape(k, -1).sum(1).numpy()).astype(np.int64)
     return out
 
 
@@ -85,8 +103,13 @@ def _dense_per_step(p) -> int:
 def layer_geometry(p) -> Dict[str, int]:
     """A weighted layer's sizes, dense and non-zero weights per step, and each input's fan-out."""
     fan = _fanout(p)
-    return {"in_features": int(np.prod(p.in_shape)), "out_features": int(np.prod(p.out_shape)),
-            "dense_per_step": _dense_per_step(p), "nonzero_per_step": int(fan.sum()), "fanout": fan}
+    return {
+        "in_features": int(np.prod(p.in_shape)),
+        "out_features": int(np.prod(p.out_shape)),
+        "dense_per_step": _dense_per_step(p),
+        "nonzero_per_step": int(fan.sum()),
+        "fanout": fan,
+    }
 
 
 def _apply_linear(p, x: np.ndarray) -> np.ndarray:
@@ -131,8 +154,10 @@ def _layer_events(ag: AnalysedGraph, outputs, geo, B: int, T: int):
         for n in [m for m in ag.order if m in needed]:
             if n == ag.input_node or ag.nodes[n].is_neuron:
                 if n not in outputs:
-                    raise InputError(f"no record of '{n}' to count synaptic operations from "
-                                     f"(it feeds {', '.join(sorted(needed[n]))})")
+                    raise InputError(
+                        f"no record of '{n}' to count synaptic operations from "
+                        f"(it feeds {', '.join(sorted(needed[n]))})"
+                    )
                 env[n] = np.asarray(outputs[n][s:e], dtype=np.float64).reshape(e - s, T, -1)
                 continue
             x = sum(env[q] for q in ag.preds(n))
@@ -147,8 +172,11 @@ def _layer_events(ag: AnalysedGraph, outputs, geo, B: int, T: int):
 def _synapse_counts(kind: str, g: dict, events: np.ndarray, binary: bool, B: int, T: int) -> Dict[str, object]:
     zeros = np.zeros(B, dtype=np.int64)
     return {
-        "kind": kind, "layer": "synapse", "binary_input": binary,
-        "in_features": g["in_features"], "out_features": g["out_features"],
+        "kind": kind,
+        "layer": "synapse",
+        "binary_input": binary,
+        "in_features": g["in_features"],
+        "out_features": g["out_features"],
         "nonzero_weights_per_step": g["nonzero_per_step"],
         "synops": events,
         "synops_ac": events if binary else zeros,
@@ -162,8 +190,14 @@ def _synapse_counts(kind: str, g: dict, events: np.ndarray, binary: bool, B: int
 def _neuron_counts(p: NeuronParams, record, B: int, T: int) -> Dict[str, object]:
     size = int(np.prod(p.shape))
     updates = np.full(B, size * T, dtype=np.int64)
-    c = {"kind": p.kind, "layer": "neuron", "neurons": size, "spiking": p.spiking,
-         "recorded": record is not None, "neuron_updates": updates}
+    c = {
+        "kind": p.kind,
+        "layer": "neuron",
+        "neurons": size,
+        "spiking": p.spiking,
+        "recorded": record is not None,
+        "neuron_updates": updates,
+    }
     if p.spiking and record is not None:
         spikes = (np.asarray(record).reshape(B, T, -1) != 0).sum(axis=(1, 2)).astype(np.int64)
         c["activation_sparsity"] = 1.0 - spikes / float(size * T)
@@ -201,8 +235,11 @@ def merge_counts(parts: List[Dict[str, Dict[str, object]]]) -> Dict[str, Dict[st
         if first["layer"] == "synapse":
             binary = all(bool(p[n]["binary_input"]) for p in parts)
             zeros = np.zeros_like(c["synops"])
-            c.update(binary_input=binary, synops_ac=c["synops"] if binary else zeros,
-                     synops_mac=zeros if binary else c["synops"])
+            c.update(
+                binary_input=binary,
+                synops_ac=c["synops"] if binary else zeros,
+                synops_mac=zeros if binary else c["synops"],
+            )
         merged[n] = c
     return merged
 
@@ -218,8 +255,12 @@ def ops_summary(counts) -> Dict[str, object]:
                 row[k] = float(np.mean(c[k]))
                 totals[k] += row[k]
         if c["layer"] == "synapse":
-            row.update(binary_input=c["binary_input"], in_features=c["in_features"], out_features=c["out_features"],
-                       nonzero_weights_per_step=c["nonzero_weights_per_step"])
+            row.update(
+                binary_input=c["binary_input"],
+                in_features=c["in_features"],
+                out_features=c["out_features"],
+                nonzero_weights_per_step=c["nonzero_weights_per_step"],
+            )
         else:
             row.update(neurons=c["neurons"], spiking=c["spiking"], recorded=c["recorded"])
             if "activation_sparsity" in c:
@@ -228,8 +269,12 @@ def ops_summary(counts) -> Dict[str, object]:
                 zeros += float(np.mean(size - c["spikes"]))
                 entries += float(size)
         per_node[n] = row
-    return {"per_node": per_node, "totals": totals,
-            "activation_sparsity": (zeros / entries) if entries else None, "how": HOW_COUNTS}
+    return {
+        "per_node": per_node,
+        "totals": totals,
+        "activation_sparsity": (zeros / entries) if entries else None,
+        "how": HOW_COUNTS,
+    }
 
 
 def counts_equal(a, b) -> bool:
@@ -241,5 +286,3 @@ def counts_equal(a, b) -> bool:
             if (k in a[n]) != (k in b[n]) or (k in a[n] and not np.array_equal(a[n][k], b[n][k])):
                 return False
     return True
-
-

@@ -39,8 +39,10 @@ def mapping_estimate(graph, target) -> Dict[str, object]:
     per-core limit (then inputs must be split across cores, which this estimate does not model).
     """
     ag = as_analysed(graph)
-    r = {k: target.resource(k) for k in ("neurons_per_core", "synaptic_memory_per_core", "fan_in_per_core",
-                                         "weight_bits", "cores_per_chip")}
+    r = {
+        k: target.resource(k)
+        for k in ("neurons_per_core", "synaptic_memory_per_core", "fan_in_per_core", "weight_bits", "cores_per_chip")
+    }
     rows, total = {}, 0
     for n in ag.neurons:
         p = ag.record(n)
@@ -52,16 +54,25 @@ def mapping_estimate(graph, target) -> Dict[str, object]:
         by_neurons = math.ceil(neurons / r["neurons_per_core"].value)
         by_memory = math.ceil(synapses * r["weight_bits"].value / 8 / r["synaptic_memory_per_core"].value)
         cores = max(1, by_neurons, by_memory)
-        rows[n] = {"neurons": neurons, "synapses": synapses, "fan_in": fan_in, "from_layers": layers,
-                   "cores_by_neurons": by_neurons, "cores_by_synaptic_memory": by_memory, "cores": cores,
-                   "fan_in_exceeds_core_limit": fan_in > r["fan_in_per_core"].value}
+        rows[n] = {
+            "neurons": neurons,
+            "synapses": synapses,
+            "fan_in": fan_in,
+            "from_layers": layers,
+            "cores_by_neurons": by_neurons,
+            "cores_by_synaptic_memory": by_memory,
+            "cores": cores,
+            "fan_in_exceeds_core_limit": fan_in > r["fan_in_per_core"].value,
+        }
         total += cores
-    return {"target": target.name, "per_node": rows, "cores": total,
-            "chips": math.ceil(total / r["cores_per_chip"].value) if total else 0,
-            "resources": {k: c.as_dict() for k, c in target.resources.items()},
-            "estimate": True,
-            "how": "cores per population = max(neurons / neurons_per_core, synapses x weight_bits / 8 / "
-                   "synaptic_memory_per_core), rounded up; synapses = non-zero weights (Conv2d unrolled); "
-                   "one population per core group, no sharing between populations; an estimate, not a compiler"}
-
-
+    return {
+        "target": target.name,
+        "per_node": rows,
+        "cores": total,
+        "chips": math.ceil(total / r["cores_per_chip"].value) if total else 0,
+        "resources": {k: c.as_dict() for k, c in target.resources.items()},
+        "estimate": True,
+        "how": "cores per population = max(neurons / neurons_per_core, synapses x weight_bits / 8 / "
+        "synaptic_memory_per_core), rounded up; synapses = non-zero weights (Conv2d unrolled); "
+        "one population per core group, no sharing between populations; an estimate, not a compiler",
+    }

@@ -40,8 +40,13 @@ class Constant:
     unit: str = "pJ"
 
     def as_dict(self) -> dict:
-        return {"value": self.value, "unit": self.unit, "per": self.per, "source": self.source,
-                "estimate": self.estimate}
+        return {
+            "value": self.value,
+            "unit": self.unit,
+            "per": self.per,
+            "source": self.source,
+            "estimate": self.estimate,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,18 @@ def load_target(name_or_path: str) -> Target:
     if not path.suffix:
         path = TARGETS_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        raise InputError(f"target '{name_or_path}' not found (looked for {path}); "
-                         f"known targets: {', '.join(known_targets())}")
+        raise InputError(
+            f"target '{name_or_path}' not found (looked for {path}); known targets: {', '.join(known_targets())}"
+        )
     raw = load_toml(path, "target file")
     kind = raw.get("kind", "snn")
     if kind not in TARGET_KINDS:
         raise InputError(f"{path}: kind is {kind!r}; expected one of {', '.join(TARGET_KINDS)}")
-    return Target(str(raw.get("name", path.stem)), str(raw.get("description", "")),
-                  _constants(path, "energy", raw, "pJ"), str(path), _constants(path, "resources", raw, ""), kind)
+    return Target(
+        str(raw.get("name", path.stem)),
+        str(raw.get("description", "")),
+        _constants(path, "energy", raw, "pJ"),
+        str(path),
+        _constants(path, "resources", raw, ""),
+        kind,
+    )

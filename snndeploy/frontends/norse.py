@@ -40,9 +40,15 @@ def export_conv2d(name: str, m: nn.Conv2d, dt: float, shape):
         raise GraphError(f"module '{name}': Conv2d padding_mode '{m.padding_mode}' has no NIR equivalent (zeros only)")
     bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, np.float32)
     padding = m.padding if isinstance(m.padding, str) else tuple(int(p) for p in m.padding)
-    return nir.Conv2d(input_shape=tuple(int(d) for d in shape[1:]), weight=_np(m.weight),
-                      stride=tuple(int(v) for v in m.stride), padding=padding,
-                      dilation=tuple(int(v) for v in m.dilation), groups=int(m.groups), bias=bias)
+    return nir.Conv2d(
+        input_shape=tuple(int(d) for d in shape[1:]),
+        weight=_np(m.weight),
+        stride=tuple(int(v) for v in m.stride),
+        padding=padding,
+        dilation=tuple(int(v) for v in m.dilation),
+        groups=int(m.groups),
+        bias=bias,
+    )
 
 
 def _pair(v) -> np.ndarray:
@@ -53,10 +59,12 @@ def export_avgpool2d(name: str, m: nn.AvgPool2d, dt: float, shape):
     import nir
 
     if m.ceil_mode or (not m.count_include_pad and np.any(_pair(m.padding))) or m.divisor_override:
-        raise GraphError(f"module '{name}': AvgPool2d with ceil_mode/count_include_pad=False/divisor_override "
-                         "has no NIR equivalent")
-    return nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size),
-                         padding=_pair(m.padding))
+        raise GraphError(
+            f"module '{name}': AvgPool2d with ceil_mode/count_include_pad=False/divisor_override has no NIR equivalent"
+        )
+    return nir.AvgPool2d(
+        kernel_size=_pair(m.kernel_size), stride=_pair(m.stride or m.kernel_size), padding=_pair(m.padding)
+    )
 
 
 def export_flatten(name: str, m: nn.Flatten, dt: float, shape):
@@ -77,8 +85,13 @@ def export_lif_box(name: str, m, dt: float, shape):
         raise GraphError(f"module '{name}': reset method {p.reset_method.__name__} has no NIR LIF equivalent")
     if abs(float(m.dt) - dt) > 1e-12:
         raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
-    return nir.LIF(tau=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32),
-                   v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape))
+    return nir.LIF(
+        tau=1.0 / _np(p.tau_mem_inv, shape),
+        r=np.ones(shape, np.float32),
+        v_leak=_np(p.v_leak, shape),
+        v_threshold=_np(p.v_th, shape),
+        v_reset=_np(p.v_reset, shape),
+    )
 
 
 def export_li_box(name: str, m, dt: float, shape):
@@ -105,9 +118,15 @@ def export_lif_cell(name: str, m, dt: float, shape):
     if float(m.dt) != dt:
         raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
     tau_syn = 1.0 / _np(p.tau_syn_inv, shape)
-    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=1.0 / _np(p.tau_mem_inv, shape), r=np.ones(shape, np.float32),
-                       v_leak=_np(p.v_leak, shape), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape),
-                       w_in=(tau_syn / np.float32(dt)).astype(np.float32))
+    return nir.CubaLIF(
+        tau_syn=tau_syn,
+        tau_mem=1.0 / _np(p.tau_mem_inv, shape),
+        r=np.ones(shape, np.float32),
+        v_leak=_np(p.v_leak, shape),
+        v_threshold=_np(p.v_th, shape),
+        v_reset=_np(p.v_reset, shape),
+        w_in=(tau_syn / np.float32(dt)).astype(np.float32),
+    )
 
 
 def _neuron_exporters() -> Dict[type, Callable]:
@@ -118,8 +137,13 @@ def _neuron_exporters() -> Dict[type, Callable]:
 
 def _exporters() -> Dict[type, Callable]:
     """Module type -> exporter: the registry (neurons keep their input's shape)."""
-    return {nn.Linear: export_linear, nn.Conv2d: export_conv2d, nn.AvgPool2d: export_avgpool2d,
-            nn.Flatten: export_flatten, **_neuron_exporters()}
+    return {
+        nn.Linear: export_linear,
+        nn.Conv2d: export_conv2d,
+        nn.AvgPool2d: export_avgpool2d,
+        nn.Flatten: export_flatten,
+        **_neuron_exporters(),
+    }
 
 
 def _refuse(name: str, m: nn.Module, exporters) -> None:
@@ -128,8 +152,10 @@ def _refuse(name: str, m: nn.Module, exporters) -> None:
     own = getattr(m, "nir_refusal", None)
     if callable(own):
         raise GraphError(own(name))
-    raise GraphError(f"module '{name}' of type {type(m).__name__} has no NIR exporter; "
-                     f"supported: {', '.join(t.__name__ for t in exporters)}")
+    raise GraphError(
+        f"module '{name}' of type {type(m).__name__} has no NIR exporter; "
+        f"supported: {', '.join(t.__name__ for t in exporters)}"
+    )
 
 
 def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
@@ -139,7 +165,9 @@ def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ..
         with torch.no_grad():
             y = m(torch.zeros((1,) + shape, dtype=next(m.parameters(), torch.zeros(1)).dtype))
     except RuntimeError as exc:
-        raise GraphError(f"module '{name}' ({type(m).__name__}) does not accept input of shape {shape}: {exc}") from None
+        raise GraphError(
+            f"module '{name}' ({type(m).__name__}) does not accept input of shape {shape}: {exc}"
+        ) from None
     return tuple(int(d) for d in y.shape[1:])
 
 
@@ -190,8 +218,12 @@ def nirtorch_node_map(dt: float) -> Dict[type, Callable]:
     def lif(node):
         if not np.all(np.asarray(node.r) == 1):
             raise GraphError("nirtorch map: LIF with r != 1 has no LIFBoxCell equivalent")
-        p = LIFBoxParameters(tau_mem_inv=torch.as_tensor(1.0 / node.tau), v_leak=torch.as_tensor(node.v_leak),
-                             v_th=torch.as_tensor(node.v_threshold), v_reset=torch.as_tensor(node.v_reset))
+        p = LIFBoxParameters(
+            tau_mem_inv=torch.as_tensor(1.0 / node.tau),
+            v_leak=torch.as_tensor(node.v_leak),
+            v_th=torch.as_tensor(node.v_threshold),
+            v_reset=torch.as_tensor(node.v_reset),
+        )
         return LIFBoxCell(p, dt=dt)
 
     return {nir.Affine: affine, nir.LIF: lif}

@@ -39,8 +39,10 @@ def readout_description(graph) -> str:
         return "argmax over classes of the output spike counts (output summed over time)"
     if sources and all(s.is_neuron for s in sources):
         kinds = "/".join(sorted({s.record.kind for s in sources}))
-        return (f"argmax over classes of the output {kinds} membrane potential summed over time "
-                "(= averaged: a non-spiking readout)")
+        return (
+            f"argmax over classes of the output {kinds} membrane potential summed over time "
+            "(= averaged: a non-spiking readout)"
+        )
     return "argmax over classes of the output summed over time (graded output)"
 
 
@@ -63,8 +65,16 @@ def first_divergence(a: np.ndarray, b: np.ndarray) -> Optional[Dict[str, int]]:
 SPIKE_AGREEMENT_HOW = "minimum over spiking nodes of the fraction of equal entries (samples x steps x neurons)"
 
 
-def compare_pair(graph, a_name: str, a_out: Dict[str, np.ndarray], b_name: str, b_out: Dict[str, np.ndarray],
-                 out_node: str, tol: Tolerances, sample_offset: int = 0) -> dict:
+def compare_pair(
+    graph,
+    a_name: str,
+    a_out: Dict[str, np.ndarray],
+    b_name: str,
+    b_out: Dict[str, np.ndarray],
+    out_node: str,
+    tol: Tolerances,
+    sample_offset: int = 0,
+) -> dict:
     """Agreement of two backends' records; sample indices are reported plus ``sample_offset``
     (the records' first sample in the whole input, when the input is compared in chunks)."""
     nodes = {}
@@ -78,11 +88,20 @@ def compare_pair(graph, a_name: str, a_out: Dict[str, np.ndarray], b_name: str, 
         if fd is not None:
             fd["sample"] += int(sample_offset)
         differ = (a != b).reshape(a.shape[0], a.shape[1], -1)  # (samples, steps, neurons)
-        nodes[n] = {"mismatches": int(differ.sum()), "entries": int(a.size), "first_divergence": fd,
-                    "mismatches_per_step": differ.sum(axis=(0, 2)).astype(int).tolist()}
+        nodes[n] = {
+            "mismatches": int(differ.sum()),
+            "entries": int(a.size),
+            "first_divergence": fd,
+            "mismatches_per_step": differ.sum(axis=(0, 2)).astype(int).tolist(),
+        }
     pa, pb = predictions(a_out[out_node]), predictions(b_out[out_node])
-    pair = {"a": a_name, "b": b_name, "samples": int(len(pa)), "prediction_matches": int(np.sum(pa == pb)),
-            "nodes": nodes}
+    pair = {
+        "a": a_name,
+        "b": b_name,
+        "samples": int(len(pa)),
+        "prediction_matches": int(np.sum(pa == pb)),
+        "nodes": nodes,
+    }
     if not np.isin(a_out[out_node], (0.0, 1.0)).all():  # graded output (e.g. LI readout): how far apart
         pair["output_max_abs_diff"] = float(np.max(np.abs(a_out[out_node] - b_out[out_node]), initial=0.0))
     return merge_pairs([pair], tol)
@@ -95,13 +114,22 @@ def merge_pairs(parts: List[dict], tol: Tolerances) -> dict:
     nodes: Dict[str, dict] = {}
     for part in parts:
         for n, v in part["nodes"].items():
-            m = nodes.setdefault(n, {"mismatches": 0, "entries": 0, "first_divergence": None,
-                                     "mismatches_per_step": [0] * len(v["mismatches_per_step"])})
+            m = nodes.setdefault(
+                n,
+                {
+                    "mismatches": 0,
+                    "entries": 0,
+                    "first_divergence": None,
+                    "mismatches_per_step": [0] * len(v["mismatches_per_step"]),
+                },
+            )
             m["mismatches"] += v["mismatches"]
             m["entries"] += v["entries"]
             if len(v["mismatches_per_step"]) != len(m["mismatches_per_step"]):
-                raise ValueError(f"node '{n}': chunks of {len(m['mismatches_per_step'])} and "
-                                 f"{len(v['mismatches_per_step'])} steps cannot be merged")
+                raise ValueError(
+                    f"node '{n}': chunks of {len(m['mismatches_per_step'])} and "
+                    f"{len(v['mismatches_per_step'])} steps cannot be merged"
+                )
             m["mismatches_per_step"] = [x + y for x, y in zip(m["mismatches_per_step"], v["mismatches_per_step"])]
             if m["first_divergence"] is None and v["first_divergence"] is not None:
                 m["first_divergence"] = dict(v["first_divergence"])
@@ -116,7 +144,10 @@ def merge_pairs(parts: List[dict], tol: Tolerances) -> dict:
     matches = sum(p["prediction_matches"] for p in parts)
     pred_agree = matches / samples if samples else 1.0
     merged = {
-        "a": parts[0]["a"], "b": parts[0]["b"], "samples": samples, "prediction_matches": matches,
+        "a": parts[0]["a"],
+        "b": parts[0]["b"],
+        "samples": samples,
+        "prediction_matches": matches,
         "spike_agreement": min((v["spike_agreement"] for v in nodes.values()), default=1.0),
         "spike_agreement_how": SPIKE_AGREEMENT_HOW,
         "prediction_agreement": pred_agree,

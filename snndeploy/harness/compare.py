@@ -24,11 +24,17 @@ from .agreement import Tolerances, accuracy, compare_pair, merge_pairs, predicti
 from .memory import chunk_size
 from .run import checked_backends, run_backends
 
-CHUNKS_HOW = ("samples run in chunks of this size, one Lava network per chunk; every figure is merged over all "
-              "chunks (counts add, first divergence is the earliest)")
-PLOTTED_HOW = "the records of one sample are kept for the plots: the first where backends diverge, else the first sample"
-COUNTS_HOW = ("per-sample operation counts of every node exactly equal; backends whose input and spike records are "
-              "equal must give equal counts")
+CHUNKS_HOW = (
+    "samples run in chunks of this size, one Lava network per chunk; every figure is merged over all "
+    "chunks (counts add, first divergence is the earliest)"
+)
+PLOTTED_HOW = (
+    "the records of one sample are kept for the plots: the first where backends diverge, else the first sample"
+)
+COUNTS_HOW = (
+    "per-sample operation counts of every node exactly equal; backends whose input and spike records are "
+    "equal must give equal counts"
+)
 
 
 @dataclass
@@ -57,13 +63,20 @@ class _Merged:
             self.infos[name].append(r.info)
         diverged = False
         for other in self.names[1:]:
-            part = compare_pair(ag, ref, results[ref].outputs, other, results[other].outputs, ag.output_node, tol,
-                                sample_offset=start)
+            part = compare_pair(
+                ag, ref, results[ref].outputs, other, results[other].outputs, ag.output_node, tol, sample_offset=start
+            )
             self.pairs[other].append(part)
             diverged = diverged or part["first_divergence"] is not None
         if self.kept is None or (diverged and not self.kept_diverged):
-            local = min((p[-1]["first_divergence"]["sample"] - start for p in self.pairs.values()
-                         if p[-1]["first_divergence"] is not None), default=0)
+            local = min(
+                (
+                    p[-1]["first_divergence"]["sample"] - start
+                    for p in self.pairs.values()
+                    if p[-1]["first_divergence"] is not None
+                ),
+                default=0,
+            )
             self.kept, self.kept_start, self.kept_diverged = one_sample(results, local), start + local, diverged
 
 
@@ -74,9 +87,19 @@ def check_backend_names(names: Sequence[str]) -> None:
         raise InputError(f"--backends lists a backend twice: {','.join(names)}")
 
 
-def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarray, labels: Optional[np.ndarray],
-                 dt: float, input_desc: str, tol: Tolerances = Tolerances(), target: str = DEFAULT_TARGET,
-                 show_progress: bool = True, chunk: Optional[int] = None):
+def compare_runs(
+    graph,
+    graph_path: str,
+    names: Sequence[str],
+    spikes: np.ndarray,
+    labels: Optional[np.ndarray],
+    dt: float,
+    input_desc: str,
+    tol: Tolerances = Tolerances(),
+    target: str = DEFAULT_TARGET,
+    show_progress: bool = True,
+    chunk: Optional[int] = None,
+):
     """Run every backend on the same input and compare them: (report dict, {backend: RunResult}).
 
     The samples run in chunks (``chunk``, or automatically when all records would not fit in
@@ -95,17 +118,31 @@ def compare_runs(graph, graph_path: str, names: Sequence[str], spikes: np.ndarra
     for start in range(0, n, size):
         if show_progress and size < n:
             why = " (records of all samples would not fit at once)" if chunk is None else ""
-            print(f"chunk {start // size + 1} of {-(-n // size)}: samples {start}-{min(n, start + size) - 1}{why}",
-                  file=sys.stderr, flush=True)
-        results = run_backends(ag, names, x[start:start + size], dt, show_progress, backends)
+            print(
+                f"chunk {start // size + 1} of {-(-n // size)}: samples {start}-{min(n, start + size) - 1}{why}",
+                file=sys.stderr,
+                flush=True,
+            )
+        results = run_backends(ag, names, x[start : start + size], dt, show_progress, backends)
         merged.add(ag, results, start, tol)
         del results  # a chunk's records are freed before the next chunk runs
-    report = {"graph": str(graph_path), "dt": dt, "input": input_desc, "samples": n, "steps": steps,
-              "reference": names[0], "backends": {}, "pairs": [], "accuracy_how": readout_description(ag),
-              "chunks": {"size": size, "count": -(-n // size), "how": CHUNKS_HOW},
-              "plotted_samples": {"start": merged.kept_start, "count": 1, "how": PLOTTED_HOW},
-              "tolerances": {"min_spike_agreement": tol.min_spike_agreement,
-                             "min_prediction_agreement": tol.min_prediction_agreement}}
+    report = {
+        "graph": str(graph_path),
+        "dt": dt,
+        "input": input_desc,
+        "samples": n,
+        "steps": steps,
+        "reference": names[0],
+        "backends": {},
+        "pairs": [],
+        "accuracy_how": readout_description(ag),
+        "chunks": {"size": size, "count": -(-n // size), "how": CHUNKS_HOW},
+        "plotted_samples": {"start": merged.kept_start, "count": 1, "how": PLOTTED_HOW},
+        "tolerances": {
+            "min_spike_agreement": tol.min_spike_agreement,
+            "min_prediction_agreement": tol.min_prediction_agreement,
+        },
+    }
     _fill_backends(report, ag, merged, labels, target, n)
     report["passed"] = all(p["passed"] for p in report["pairs"])
     return report, merged.kept
@@ -120,17 +157,23 @@ def _fill_backends(report: dict, ag: AnalysedGraph, merged: _Merged, labels, tar
         er = energy_report(ag, counts[name], target)
         energy = er["estimates"][er["headline"]]
         report["backends"][name] = {
-            "accuracy": accuracy(np.concatenate(merged.preds[name]), labels), "samples": n,
+            "accuracy": accuracy(np.concatenate(merged.preds[name]), labels),
+            "samples": n,
             "synops_per_sample": energy["synops_per_sample"],
             "neuron_updates_per_sample": energy["neuron_updates_per_sample"],
-            "energy_nj_per_sample": energy["energy_nj_per_sample"], "energy": energy,
-            "ops": er["ops"], "estimates": er["estimates"], "info": _merge_infos(merged.infos[name]),
+            "energy_nj_per_sample": energy["energy_nj_per_sample"],
+            "energy": energy,
+            "ops": er["ops"],
+            "estimates": er["estimates"],
+            "info": _merge_infos(merged.infos[name]),
         }
         if name == names[0]:
             report["energy"] = {"headline": er["headline"], "from_backend": name, "mapping": er["mapping"]}
     for other in names[1:]:
-        pair = merge_pairs(merged.pairs[other], Tolerances(report["tolerances"]["min_spike_agreement"],
-                                                           report["tolerances"]["min_prediction_agreement"]))
+        pair = merge_pairs(
+            merged.pairs[other],
+            Tolerances(report["tolerances"]["min_spike_agreement"], report["tolerances"]["min_prediction_agreement"]),
+        )
         pair["spikes_equal"] = all(v["mismatches"] == 0 for v in pair["nodes"].values())
         pair["counts_equal"] = counts_equal(counts[names[0]], counts[other])
         pair["counts_how"] = COUNTS_HOW
@@ -140,11 +183,15 @@ def _fill_backends(report: dict, ag: AnalysedGraph, merged: _Merged, labels, tar
 def one_sample(results: Dict[str, RunResult], i: int) -> Dict[str, RunResult]:
     """Copies of every backend's records of sample ``i`` only (batch axis kept, length 1): what the
     report's plots need, without keeping a whole chunk's records alive."""
-    return {name: RunResult(backend=r.backend,
-                            outputs={n: a[i:i + 1].copy() for n, a in r.outputs.items()},
-                            states={n: {k: a[i:i + 1].copy() for k, a in st.items()} for n, st in r.states.items()},
-                            info=r.info)
-            for name, r in results.items()}
+    return {
+        name: RunResult(
+            backend=r.backend,
+            outputs={n: a[i : i + 1].copy() for n, a in r.outputs.items()},
+            states={n: {k: a[i : i + 1].copy() for k, a in st.items()} for n, st in r.states.items()},
+            info=r.info,
+        )
+        for name, r in results.items()
+    }
 
 
 def _merge_infos(infos: List[dict]) -> dict:
@@ -162,5 +209,3 @@ def _jsonable(v) -> bool:
         return True
     except TypeError:
         return False
-
-

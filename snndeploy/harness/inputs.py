@@ -40,8 +40,10 @@ def dataset_input(graph, dataset: str, samples: Optional[int], data_dir: Optiona
     cfg = G.graph_config(graph)
     enc = cfg.get("encoding")
     if not enc:
-        raise InputError("the graph carries no input encoding in its metadata (it was not written by "
-                         "`snndeploy train`); give encoded inputs with --input IN.npz instead of --dataset")
+        raise InputError(
+            "the graph carries no input encoding in its metadata (it was not written by "
+            "`snndeploy train`); give encoded inputs with --input IN.npz instead of --dataset"
+        )
     if cfg.get("dataset") and cfg["dataset"] != dataset:
         raise InputError(f"the graph was trained on dataset '{cfg['dataset']}', not '{dataset}'")
     ds = get_dataset(dataset, data_dir)
@@ -52,5 +54,3 @@ def dataset_input(graph, dataset: str, samples: Optional[int], data_dir: Optiona
     x = ds.x_test[:n].reshape(n, -1)
     desc = f"{dataset} test split, first {n} samples, encoding {json.dumps(enc, sort_keys=True)}"
     return encode(x, enc), ds.y_test[:n], desc
-
-

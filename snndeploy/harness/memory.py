@@ -59,10 +59,12 @@ def check_memory(graph, samples: int, steps: int, names: Sequence[str]) -> None:
     if avail is None or per_sample * samples <= MEMORY_HEADROOM * avail:
         return
     fits = int(MEMORY_HEADROOM * avail // per_sample)
-    raise InputError(f"{samples} samples x {steps} steps on {len(names)} backend(s) ({', '.join(names)}) would "
-                     f"record about {per_sample * samples / 2**30:.1f} GiB (every node's output and every neuron's "
-                     f"v in float64, per backend); this machine has {avail / 2**30:.1f} GiB available. "
-                     f"Use --samples {fits} or fewer (or fewer backends)")
+    raise InputError(
+        f"{samples} samples x {steps} steps on {len(names)} backend(s) ({', '.join(names)}) would "
+        f"record about {per_sample * samples / 2**30:.1f} GiB (every node's output and every neuron's "
+        f"v in float64, per backend); this machine has {avail / 2**30:.1f} GiB available. "
+        f"Use --samples {fits} or fewer (or fewer backends)"
+    )
 
 
 def chunk_size(graph, samples: int, steps: int, names: Sequence[str], chunk: Optional[int] = None) -> int:
@@ -81,10 +83,10 @@ def chunk_size(graph, samples: int, steps: int, names: Sequence[str], chunk: Opt
     records = per_sample - input_bytes
     fits = int((MEMORY_HEADROOM * avail - input_bytes * samples) // (CHUNK_MEMORY_SHARES * records))
     if fits < 1:
-        raise InputError(f"{samples} samples x {steps} steps: the input alone ({input_bytes * samples / 2**30:.1f} "
-                         f"GiB in two copies) leaves no room for the records of one sample on "
-                         f"{len(names)} backend(s); this machine has {avail / 2**30:.1f} GiB available. "
-                         "Use fewer --samples")
+        raise InputError(
+            f"{samples} samples x {steps} steps: the input alone ({input_bytes * samples / 2**30:.1f} "
+            f"GiB in two copies) leaves no room for the records of one sample on "
+            f"{len(names)} backend(s); this machine has {avail / 2**30:.1f} GiB available. "
+            "Use fewer --samples"
+        )
     return min(fits, samples)
-
-

@@ -14,8 +14,14 @@ from .memory import check_memory
 def _progress_bar(name: str):
     from tqdm import tqdm
 
-    bar = tqdm(total=100, desc=f"run {name}", file=sys.stderr, leave=False,
-               mininterval=0.5 if sys.stderr.isatty() else 15.0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+    bar = tqdm(
+        total=100,
+        desc=f"run {name}",
+        file=sys.stderr,
+        leave=False,
+        mininterval=0.5 if sys.stderr.isatty() else 15.0,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+    )
 
     def update(_msg, frac):
         bar.update(int(round(100 * frac)) - bar.n)  # update() honours mininterval; refresh() would not
@@ -32,8 +38,14 @@ def checked_backends(graph, names: Sequence[str], dt: float) -> List[Backend]:
     return backends
 
 
-def run_backends(graph, names: Sequence[str], spikes: np.ndarray, dt: float, show_progress: bool = True,
-                 backends: Sequence[Backend] = ()) -> Dict[str, RunResult]:
+def run_backends(
+    graph,
+    names: Sequence[str],
+    spikes: np.ndarray,
+    dt: float,
+    show_progress: bool = True,
+    backends: Sequence[Backend] = (),
+) -> Dict[str, RunResult]:
     """Run each backend on the same input (records refused up front when they would not fit in memory)."""
     backends = list(backends) or checked_backends(graph, names, dt)
     check_memory(graph, int(spikes.shape[0]), int(spikes.shape[1]), names)

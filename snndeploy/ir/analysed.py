@@ -103,8 +103,9 @@ def analyse(graph, where: str = "graph") -> AnalysedGraph:
     for name, node in graph.nodes.items():
         tname = type(node).__name__
         record = read_record(name, node) if record_reader(tname) is not None else None
-        nodes[name] = NodeInfo(name, tname, node, G.node_shape(node, name), tuple(pred[name]), tuple(succ[name]),
-                               record)
+        nodes[name] = NodeInfo(
+            name, tname, node, G.node_shape(node, name), tuple(pred[name]), tuple(succ[name]), record
+        )
     return AnalysedGraph(graph, schedule.order, schedule.back_edges, in_node, out_node, nodes)
 
 

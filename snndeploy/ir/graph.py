@@ -131,8 +131,10 @@ def topological_order(graph) -> List[str]:
     order = _kahn(graph, frozenset())
     if len(order) != len(graph.nodes):
         cycle = find_cycle(graph, [k for k in graph.nodes if k not in order])
-        raise GraphError(f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])}; "
-                         "topological_order takes DAGs only (recurrent_order cuts cycles at their back edges)")
+        raise GraphError(
+            f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])}; "
+            "topological_order takes DAGs only (recurrent_order cuts cycles at their back edges)"
+        )
     return order
 
 
@@ -190,9 +192,11 @@ def recurrent_order(graph) -> Schedule:
     order = _kahn(graph, back)
     if len(order) != len(graph.nodes):
         cycle = find_cycle(graph, [k for k in graph.nodes if k not in order])
-        raise GraphError(f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])} that is not reachable from "
-                         "the Input; back edges are chosen by a depth-first search from the Input, so this cycle "
-                         "cannot be cut")
+        raise GraphError(
+            f"graph has a recurrent cycle {' -> '.join(cycle + cycle[:1])} that is not reachable from "
+            "the Input; back edges are chosen by a depth-first search from the Input, so this cycle "
+            "cannot be cut"
+        )
     return Schedule(tuple(order), back)
 
 
@@ -230,7 +234,7 @@ def find_cycle(graph, candidates: List[str]) -> List[str]:
                 break
             node = nxt[0]
         else:
-            return path[seen[node]:]
+            return path[seen[node] :]
     return sorted(left)
 
 

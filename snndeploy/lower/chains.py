@@ -57,5 +57,3 @@ def _sum_maps(maps: List[AffineMap], node: str) -> AffineMap:
         for src, w in m.weights.items():
             weights[src] = weights[src] + w if src in weights else w
     return AffineMap(weights, sum(m.bias for m in maps))
-
-

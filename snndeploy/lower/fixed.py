@@ -146,44 +146,70 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
     scale, limit = choose_scale(nl, ws)
     vth = quantize_threshold(nl, scale)
     bias_mant, bias_exp = quantize_bias(nl.node, nl.bias * scale)
-    bias_back = bias_mant * 2.0 ** bias_exp / scale
+    bias_back = bias_mant * 2.0**bias_exp / scale
 
     fconns, creports = [], []
     for c, w in zip(conns, ws):
         where = c.via or c.src
         if not np.any(w):
             raise _err(nl.node, f"weight (from '{where}')", 0.0, "the projection is all zeros")
-        w_raw = w * scale / 2.0 ** ACT_SHIFT
+        w_raw = w * scale / 2.0**ACT_SHIFT
         q, e = quantize_weights(w_raw)
         mixed = sign_mode_of(w_raw) == "mixed"
         wmax = WEIGHT_MAX_MIXED if mixed else WEIGHT_MAX_SINGLE_SIGN
         if not np.any(q):
-            raise _err(nl.node, f"weight (from '{where}')", float(np.max(np.abs(w))),
-                       f"all weights quantize to 0 at scale {scale:.6g} (limited by {limit}); weights are too "
-                       "small relative to the threshold")
+            raise _err(
+                nl.node,
+                f"weight (from '{where}')",
+                float(np.max(np.abs(w))),
+                f"all weights quantize to 0 at scale {scale:.6g} (limited by {limit}); weights are too "
+                "small relative to the threshold",
+            )
         if not np.array_equal(representable_weights(q), q):
             raise _err(nl.node, f"weight (from '{where}')", int(np.max(np.abs(q))), "not representable in 8 bits")
         err = np.abs(q * 2.0 ** (e + ACT_SHIFT) / scale - w)
-        creports.append(ConnReport(
-            c.src, c.dst, c.via, e, sign_mode_of(w), int(w.size), int(np.sum((q == 0) & (w != 0))),
-            int(np.sum((2 if mixed else 1) * round_half_away(np.abs(w_raw) / 2.0 ** e / (2 if mixed else 1)) > wmax)),
-            float(err.mean()), float(err.max())))
+        creports.append(
+            ConnReport(
+                c.src,
+                c.dst,
+                c.via,
+                e,
+                sign_mode_of(w),
+                int(w.size),
+                int(np.sum((q == 0) & (w != 0))),
+                int(np.sum((2 if mixed else 1) * round_half_away(np.abs(w_raw) / 2.0**e / (2 if mixed else 1)) > wmax)),
+                float(err.mean()),
+                float(err.max()),
+            )
+        )
         fconns.append(FixedConn(c.src, c.dst, q, e, c.via))
 
-    scaled = [fc.weight * 2 ** fc.weight_exp for fc in fconns]
+    scaled = [fc.weight * 2**fc.weight_exp for fc in fconns]
     pos, neg = _row_sums(scaled) if fconns else (np.zeros(nl.size), np.zeros(nl.size))
     step_max = int(np.max(np.maximum(pos, neg))) if nl.size else 0
     if step_max > A_OUT_MAX:
         raise _err(nl.node, "weight", step_max, f"one step of input can reach {step_max} > {A_OUT_MAX} (16-bit)")
-    b_raw = bias_mant * 2 ** bias_exp
-    headroom = _headroom_bits(vth, pos * 2 ** ACT_SHIFT + np.clip(b_raw, 0, None),
-                              neg * 2 ** ACT_SHIFT + np.clip(-b_raw, 0, None), dv, nl.spiking)
-    vth_err = np.where(np.isfinite(nl.vth), np.abs(vth * 2.0 ** VTH_SHIFT / scale - np.where(np.isfinite(nl.vth), nl.vth, 0)), 0)
+    b_raw = bias_mant * 2**bias_exp
+    headroom = _headroom_bits(
+        vth, pos * 2**ACT_SHIFT + np.clip(b_raw, 0, None), neg * 2**ACT_SHIFT + np.clip(-b_raw, 0, None), dv, nl.spiking
+    )
+    vth_err = np.where(
+        np.isfinite(nl.vth), np.abs(vth * 2.0**VTH_SHIFT / scale - np.where(np.isfinite(nl.vth), nl.vth, 0)), 0
+    )
     fn = FixedNeuron(nl.node, nl.kind, nl.shape, du, dv, vth, bias_mant, bias_exp, scale, nl.spiking)
-    rep = LayerReport(nl.node, scale, limit, tuple(sorted(set(du.tolist()))), tuple(sorted(set(dv.tolist()))),
-                      (int(vth.min()), int(vth.max())), float(vth_err.max()),
-                      float(np.max(np.abs(bias_back - nl.bias))) if nl.bias.size else 0.0,
-                      step_max << ACT_SHIFT, headroom, tuple(creports))
+    rep = LayerReport(
+        nl.node,
+        scale,
+        limit,
+        tuple(sorted(set(du.tolist()))),
+        tuple(sorted(set(dv.tolist()))),
+        (int(vth.min()), int(vth.max())),
+        float(vth_err.max()),
+        float(np.max(np.abs(bias_back - nl.bias))) if nl.bias.size else 0.0,
+        step_max << ACT_SHIFT,
+        headroom,
+        tuple(creports),
+    )
     return fn, fconns, rep
 
 
@@ -191,10 +217,12 @@ def _headroom_bits(vth, up_raw, down_raw, dv, spiking) -> float:
     """log2(STATE_MAX / bound on |v|). Per step v can rise by ``up_raw`` and fall by ``down_raw``;
     a spiking neuron stays below ``vth << 6 + up_raw``; otherwise the leaky steady state
     ``step * 4096 / dv`` bounds |v| (no bound when dv = 0 and the step is nonzero)."""
+
     def leak(step):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(step == 0, 0.0, np.where(dv > 0, step * DECAY_UNITY / np.maximum(dv, 1), np.inf))
-    up = np.minimum(vth.astype(np.float64) * 2 ** VTH_SHIFT + up_raw, leak(up_raw)) if spiking else leak(up_raw)
+
+    up = np.minimum(vth.astype(np.float64) * 2**VTH_SHIFT + up_raw, leak(up_raw)) if spiking else leak(up_raw)
     bound = float(np.max(np.maximum(up, leak(down_raw)))) if vth.size else 0.0
     if bound <= 0:
         return math.inf
@@ -208,7 +236,8 @@ def quantize_plan(plan) -> FixedPlan:
         c = out_conns[0]
         raise QuantizationError(
             f"cannot quantize projection '{c.via}' into the Output node '{c.dst}': fixed point needs a neuron "
-            "population (LIF/IF/LI) before the Output")
+            "population (LIF/IF/LI) before the Output"
+        )
     neurons: Dict[str, FixedNeuron] = {}
     conns: List[FixedConn] = []
     reports = []
@@ -227,24 +256,34 @@ def validate_fixed_plan(fp: FixedPlan) -> None:
     so that splitting a matrix into per-process blocks cannot change them.
     """
     for n, f in fp.neurons.items():
-        for field, a, lo, hi in (("du", f.du, 0, DECAY_MAX), ("dv", f.dv, 0, DECAY_MAX), ("vth", f.vth, 0, VTH_MAX),
-                                 ("bias_mant", f.bias_mant, -BIAS_MANT_MAX - 1, BIAS_MANT_MAX),
-                                 ("bias_exp", f.bias_exp, 0, BIAS_EXP_MAX)):
+        for field, a, lo, hi in (
+            ("du", f.du, 0, DECAY_MAX),
+            ("dv", f.dv, 0, DECAY_MAX),
+            ("vth", f.vth, 0, VTH_MAX),
+            ("bias_mant", f.bias_mant, -BIAS_MANT_MAX - 1, BIAS_MANT_MAX),
+            ("bias_exp", f.bias_exp, 0, BIAS_EXP_MAX),
+        ):
             bad = (np.asarray(a) < lo) | (np.asarray(a) > hi)
             if np.any(bad):
                 raise _err(n, field, int(np.asarray(a).reshape(-1)[int(np.argmax(bad))]), f"outside {lo}..{hi}")
     for c in fp.conns:
         if not -WEIGHT_EXP_MAX <= c.weight_exp <= WEIGHT_EXP_MAX:
-            raise _err(c.dst, f"weight_exp (from '{c.via or c.src}')", c.weight_exp,
-                       f"outside {-WEIGHT_EXP_MAX}..{WEIGHT_EXP_MAX}")
+            raise _err(
+                c.dst,
+                f"weight_exp (from '{c.via or c.src}')",
+                c.weight_exp,
+                f"outside {-WEIGHT_EXP_MAX}..{WEIGHT_EXP_MAX}",
+            )
         rep = representable_weights(c.weight)
         if not np.array_equal(rep, c.weight):
             i = int(np.argmax((rep != c.weight).reshape(-1)))
-            raise _err(c.dst, f"weight (from '{c.via or c.src}')", int(c.weight.reshape(-1)[i]),
-                       f"Lava would store it as {int(rep.reshape(-1)[i])} ({sign_mode_of(c.weight)} sign mode, "
-                       f"{WEIGHT_BITS}-bit)")
-
-
+            raise _err(
+                c.dst,
+                f"weight (from '{c.via or c.src}')",
+                int(c.weight.reshape(-1)[i]),
+                f"Lava would store it as {int(rep.reshape(-1)[i])} ({sign_mode_of(c.weight)} sign mode, "
+                f"{WEIGHT_BITS}-bit)",
+            )
 
 
 def fixed_plan_for(graph, dt: float, backend: str) -> FixedPlan:

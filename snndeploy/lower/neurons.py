@@ -118,10 +118,15 @@ def _check_start(p: NeuronParams, ctx: PlanFor) -> Optional[np.ndarray]:
         return c
     i = int(np.argmax(c != 0))
     raise UnsupportedNodeError(
-        ctx.backend, p.name, p.kind, ctx.supported,
-        why=(f"v_leak ({p.v_leak.reshape(-1)[i]}) differs from v_reset ({p.v_reset.reshape(-1)[i]}) at neuron {i}; "
-             "Lava's LIF starts and resets at one value (0), so the initial state v = v_leak and the "
-             "reset value v_reset must be equal"),
+        ctx.backend,
+        p.name,
+        p.kind,
+        ctx.supported,
+        why=(
+            f"v_leak ({p.v_leak.reshape(-1)[i]}) differs from v_reset ({p.v_reset.reshape(-1)[i]}) at neuron {i}; "
+            "Lava's LIF starts and resets at one value (0), so the initial state v = v_leak and the "
+            "reset value v_reset must be equal"
+        ),
     )
 
 
@@ -129,31 +134,49 @@ def lower_lif(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     start = _check_start(p, ctx)
     a = (dt / p.tau).reshape(-1)
     return NeuronLowering(
-        p.name, "LIF", p.shape,
-        input_scale=a * p.r.reshape(-1), du=np.ones_like(a), dv=a,
+        p.name,
+        "LIF",
+        p.shape,
+        input_scale=a * p.r.reshape(-1),
+        du=np.ones_like(a),
+        dv=a,
         vth=(p.v_threshold - p.v_reset).reshape(-1),
         bias=(a * (p.v_leak - p.v_reset).reshape(-1)),
-        v_offset=p.v_reset.reshape(-1), spiking=True, v_start=start,
+        v_offset=p.v_reset.reshape(-1),
+        spiking=True,
+        v_start=start,
     )
 
 
 def lower_if(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     n = int(np.prod(p.shape))
     return NeuronLowering(
-        p.name, "IF", p.shape,
-        input_scale=p.r.reshape(-1), du=np.ones(n), dv=np.zeros(n),
-        vth=(p.v_threshold - p.v_reset).reshape(-1), bias=np.zeros(n),
-        v_offset=p.v_reset.reshape(-1), spiking=True,
+        p.name,
+        "IF",
+        p.shape,
+        input_scale=p.r.reshape(-1),
+        du=np.ones(n),
+        dv=np.zeros(n),
+        vth=(p.v_threshold - p.v_reset).reshape(-1),
+        bias=np.zeros(n),
+        v_offset=p.v_reset.reshape(-1),
+        spiking=True,
     )
 
 
 def lower_li(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     a = (dt / p.tau).reshape(-1)
     return NeuronLowering(
-        p.name, "LI", p.shape,
-        input_scale=a * p.r.reshape(-1), du=np.ones_like(a), dv=a,
-        vth=np.full_like(a, np.inf), bias=np.zeros_like(a),
-        v_offset=p.v_leak.reshape(-1), spiking=False,
+        p.name,
+        "LI",
+        p.shape,
+        input_scale=a * p.r.reshape(-1),
+        du=np.ones_like(a),
+        dv=a,
+        vth=np.full_like(a, np.inf),
+        bias=np.zeros_like(a),
+        v_offset=p.v_leak.reshape(-1),
+        spiking=False,
     )
 
 
@@ -161,39 +184,65 @@ def lower_cuba_lif(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     start = _check_start(p, ctx)
     a, b = (dt / p.tau).reshape(-1), (dt / p.tau_syn).reshape(-1)
     return NeuronLowering(
-        p.name, "CubaLIF", p.shape,
-        input_scale=a * p.r.reshape(-1) * b * p.w_in.reshape(-1), du=b, dv=a,
+        p.name,
+        "CubaLIF",
+        p.shape,
+        input_scale=a * p.r.reshape(-1) * b * p.w_in.reshape(-1),
+        du=b,
+        dv=a,
         vth=(p.v_threshold - p.v_reset).reshape(-1),
         bias=(a * (p.v_leak - p.v_reset).reshape(-1)),
-        v_offset=p.v_reset.reshape(-1), spiking=True, v_start=start,
+        v_offset=p.v_reset.reshape(-1),
+        spiking=True,
+        v_start=start,
     )
 
 
 def lower_cuba_li(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     a, b = (dt / p.tau).reshape(-1), (dt / p.tau_syn).reshape(-1)
     return NeuronLowering(
-        p.name, "CubaLI", p.shape,
-        input_scale=a * p.r.reshape(-1) * b * p.w_in.reshape(-1), du=b, dv=a,
-        vth=np.full_like(a, np.inf), bias=np.zeros_like(a),
-        v_offset=p.v_leak.reshape(-1), spiking=False,
+        p.name,
+        "CubaLI",
+        p.shape,
+        input_scale=a * p.r.reshape(-1) * b * p.w_in.reshape(-1),
+        du=b,
+        dv=a,
+        vth=np.full_like(a, np.inf),
+        bias=np.zeros_like(a),
+        v_offset=p.v_leak.reshape(-1),
+        spiking=False,
     )
 
 
 def lower_integrator(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     n = int(np.prod(p.shape))
     return NeuronLowering(
-        p.name, "I", p.shape,
-        input_scale=p.r.reshape(-1), du=np.ones(n), dv=np.zeros(n),
-        vth=np.full(n, np.inf), bias=np.zeros(n), v_offset=np.zeros(n), spiking=False,
+        p.name,
+        "I",
+        p.shape,
+        input_scale=p.r.reshape(-1),
+        du=np.ones(n),
+        dv=np.zeros(n),
+        vth=np.full(n, np.inf),
+        bias=np.zeros(n),
+        v_offset=np.zeros(n),
+        spiking=False,
     )
 
 
 def lower_threshold(p: NeuronParams, dt: float, ctx: PlanFor) -> NeuronLowering:
     n = int(np.prod(p.shape))
     return NeuronLowering(
-        p.name, "Threshold", p.shape,
-        input_scale=np.ones(n), du=np.ones(n), dv=np.ones(n),  # v = a_in + bias: no memory
-        vth=p.v_threshold.reshape(-1), bias=np.zeros(n), v_offset=np.zeros(n), spiking=True,
+        p.name,
+        "Threshold",
+        p.shape,
+        input_scale=np.ones(n),
+        du=np.ones(n),
+        dv=np.ones(n),  # v = a_in + bias: no memory
+        vth=p.v_threshold.reshape(-1),
+        bias=np.zeros(n),
+        v_offset=np.zeros(n),
+        spiking=True,
     )
 
 
@@ -211,5 +260,3 @@ NEURON_LOWERINGS: Dict[str, Callable[..., NeuronLowering]] = {
 
 #: neuron kinds whose constant input enters u (a synaptic current), not v
 U_BIAS_KINDS = frozenset({"CubaLIF", "CubaLI"})
-
-

@@ -40,9 +40,11 @@ LINEAR_TYPES = frozenset(MAPS)
 FLOAT_SUPPORTED = IO_TYPES | LINEAR_TYPES | frozenset(NEURON_LOWERINGS)
 #: node types no Lava backend runs yet, with the reason given in the refusal
 REFUSED_WHY = {
-    "Delay": ("Lava's DelayDense delays per synapse, but the plan composes each linear chain into one "
-              "synapse process, so a Delay inside a chain would need a different delay per path through it "
-              "(future work)"),
+    "Delay": (
+        "Lava's DelayDense delays per synapse, but the plan composes each linear chain into one "
+        "synapse process, so a Delay inside a chain would need a different delay per path through it "
+        "(future work)"
+    ),
 }
 
 
@@ -113,8 +115,16 @@ def build_plan(graph, dt: float, backend: str, supported=FLOAT_SUPPORTED, drives
         _wire_population(ag, n, neurons, maps, wiring, ctx)
     _wire_output(ag, neurons, maps, wiring, ctx)
     muted = {c.src for c in wiring.conns if c.back_edge is not None}
-    neurons = {n: replace(nl, bias=nl.bias + wiring.bias_add[n], u_bias=wiring.u_bias.get(n),
-                          late_bias=wiring.late_bias.get(n), mute=n in muted) for n, nl in neurons.items()}
+    neurons = {
+        n: replace(
+            nl,
+            bias=nl.bias + wiring.bias_add[n],
+            u_bias=wiring.u_bias.get(n),
+            late_bias=wiring.late_bias.get(n),
+            mute=n in muted,
+        )
+        for n, nl in neurons.items()
+    }
     return LavaPlan(_topology(ag, neurons, wiring.conns), neurons, wiring.conns, wiring.output_bias)
 
 
@@ -132,23 +142,39 @@ def _topology(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], conns: List
 def _check_source(n: str, consumer: str, neurons: Dict[str, NeuronLowering], ctx: PlanFor) -> None:
     if n in neurons and not neurons[n].spiking:
         raise UnsupportedNodeError(
-            ctx.backend, n, neurons[n].kind, ctx.supported,
+            ctx.backend,
+            n,
+            neurons[n].kind,
+            ctx.supported,
             why=f"its graded output feeds '{consumer}'; on Lava a graded (LI, CubaLI, I) output can only go to "
-                "the Output node")
+            "the Output node",
+        )
 
 
 def _check_back_edges(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], ctx: PlanFor) -> None:
     for src, dst in sorted(ag.back_edges):
         if dst not in neurons:
             raise UnsupportedNodeError(
-                ctx.backend, dst, ag.type_name(dst), ctx.supported,
-                why=(f"the recurrent back edge '{src} -> {dst}' enters a {ag.type_name(dst)}; on Lava "
-                     "a back edge must enter a neuron population"))
+                ctx.backend,
+                dst,
+                ag.type_name(dst),
+                ctx.supported,
+                why=(
+                    f"the recurrent back edge '{src} -> {dst}' enters a {ag.type_name(dst)}; on Lava "
+                    "a back edge must enter a neuron population"
+                ),
+            )
         if not ctx.drives:
             raise UnsupportedNodeError(
-                ctx.backend, dst, neurons[dst].kind, ctx.supported,
-                why=(f"the recurrent back edge '{src} -> {dst}' needs the drive source that mutes its source at the "
-                     "end of each sample window (lava-float only); fixed point does not support recurrence yet"))
+                ctx.backend,
+                dst,
+                neurons[dst].kind,
+                ctx.supported,
+                why=(
+                    f"the recurrent back edge '{src} -> {dst}' needs the drive source that mutes its source at the "
+                    "end of each sample window (lava-float only); fixed point does not support recurrence yet"
+                ),
+            )
 
 
 def _compose_maps(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], ctx: PlanFor) -> Dict[str, AffineMap]:
@@ -169,7 +195,9 @@ def _compose_maps(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], ctx: Pl
         p = ag.record(n)
         want = int(np.prod(p.in_shape))
         if value.bias.size != want:
-            raise GraphError(f"node '{n}' ({p.kind}) expects {want} inputs but its incoming edges carry {value.bias.size}")
+            raise GraphError(
+                f"node '{n}' ({p.kind}) expects {want} inputs but its incoming edges carry {value.bias.size}"
+            )
         maps[n] = compose_linear(p, value)
     return maps
 
@@ -194,11 +222,16 @@ def _wire_population(ag: AnalysedGraph, n: str, neurons, maps, wiring: _Wiring, 
         for src, w in value.weights.items():
             if src not in neurons:
                 raise UnsupportedNodeError(
-                    ctx.backend, n, nl.kind, ctx.supported,
+                    ctx.backend,
+                    n,
+                    nl.kind,
+                    ctx.supported,
                     why=f"the recurrent back edge '{q} -> {n}' carries the Input '{src}' directly; on Lava a "
-                        "back edge must start at a spiking population")
-            wiring.conns.append(Conn(src, n, nl.input_scale[:, None] * w, graded=False, via=_via(ag, [q], neurons),
-                                     back_edge=(q, n)))
+                    "back edge must start at a spiking population",
+                )
+            wiring.conns.append(
+                Conn(src, n, nl.input_scale[:, None] * w, graded=False, via=_via(ag, [q], neurons), back_edge=(q, n))
+            )
         if np.any(value.bias):
             wiring.late_bias[n] = wiring.late_bias.get(n, 0) + nl.input_scale * value.bias
     fwd = [q for q in ag.preds(n) if not ag.is_back_edge(q, n)]
@@ -214,8 +247,13 @@ def _wire_population(ag: AnalysedGraph, n: str, neurons, maps, wiring: _Wiring, 
         wiring.bias_add[n] = wiring.bias_add[n] + nl.input_scale * value.bias
     elif np.any(value.bias):
         if not ctx.drives:
-            raise UnsupportedNodeError(ctx.backend, n, nl.kind, ctx.supported,
-                                       why="a constant (bias) input into its synaptic current needs a drive source")
+            raise UnsupportedNodeError(
+                ctx.backend,
+                n,
+                nl.kind,
+                ctx.supported,
+                why="a constant (bias) input into its synaptic current needs a drive source",
+            )
         wiring.u_bias[n] = nl.input_scale * value.bias
 
 
@@ -231,8 +269,12 @@ def _wire_output(ag: AnalysedGraph, neurons, maps, wiring: _Wiring, ctx: PlanFor
         _check_source(q, n, neurons, ctx)
         if q == ag.input_node or q in neurons:
             raise UnsupportedNodeError(
-                ctx.backend, n, "Output", ctx.supported,
-                why=f"it is fed by '{q}' directly; Lava records the Output through synapses or from one neuron")
+                ctx.backend,
+                n,
+                "Output",
+                ctx.supported,
+                why=f"it is fed by '{q}' directly; Lava records the Output through synapses or from one neuron",
+            )
     value = _sum_maps([maps[q] for q in preds], n)
     via = _via(ag, preds, neurons)
     for src, w in value.weights.items():
@@ -252,7 +294,8 @@ def _check_back_delays(conns: List[Conn], depth: Dict[str, int]) -> None:
                 f"recurrent back edge '{src} -> {dst}' (from population '{c.src}' at Lava depth {depth[c.src]} into "
                 f"'{c.dst}' at depth {depth[c.dst]}) would arrive with a delay of {delay} steps on Lava; NIR wants "
                 "1 (the previous step). Only cycles whose populations have equal depth (self-recurrence) are "
-                "supported")
+                "supported"
+            )
 
 
 def _depths(in_node: str, conns: List[Conn]) -> Dict[str, int]:
@@ -266,7 +309,8 @@ def _depths(in_node: str, conns: List[Conn]) -> Dict[str, int]:
                 if depth.setdefault(c.dst, d) != d:
                     raise GraphError(
                         f"node '{c.dst}' is reached through paths with {depth[c.dst]} and {d} synapse processes; "
-                        "Lava delays each by one step, so the NIR timing cannot be kept (add Delay support first)")
+                        "Lava delays each by one step, so the NIR timing cannot be kept (add Delay support first)"
+                    )
                 pending.remove(c)
                 progressed = True
         if not progressed:

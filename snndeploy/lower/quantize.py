@@ -123,9 +123,9 @@ def quantize_weights(w_raw: np.ndarray) -> Tuple[np.ndarray, int]:
     step = 2 if mixed else 1
     peak = float(np.max(np.abs(w_raw)))
     e = WEIGHT_EXP_MIN
-    while e < WEIGHT_EXP_MAX and step * round_half_away(peak / 2.0 ** e / step) > wmax:
+    while e < WEIGHT_EXP_MAX and step * round_half_away(peak / 2.0**e / step) > wmax:
         e += 1
-    q = step * round_half_away(w_raw / 2.0 ** e / step)
+    q = step * round_half_away(w_raw / 2.0**e / step)
     return np.clip(q, -wmax, wmax).astype(np.int64), e
 
 
@@ -138,9 +138,13 @@ def quantize_decays(nl) -> Tuple[np.ndarray, np.ndarray]:
         bad = (q < 0) | (q > DECAY_MAX)
         if np.any(bad):
             i = int(np.argmax(bad))
-            raise _err(nl.node, field, float(d[i]),
-                       f"decay*4096 = {d[i] * DECAY_UNITY:g} minus offset {offset} must lie in 0..{DECAY_MAX} "
-                       f"(unsigned {DECAY_BITS}-bit; Lava adds {offset} to {field})")
+            raise _err(
+                nl.node,
+                field,
+                float(d[i]),
+                f"decay*4096 = {d[i] * DECAY_UNITY:g} minus offset {offset} must lie in 0..{DECAY_MAX} "
+                f"(unsigned {DECAY_BITS}-bit; Lava adds {offset} to {field})",
+            )
         out.append(q.astype(np.int64))
     return out[0], out[1]
 
@@ -170,16 +174,16 @@ def choose_scale(nl, ws: List[np.ndarray]) -> Tuple[float, str]:
     bounds = {}
     vth = nl.vth[np.isfinite(nl.vth)]
     if nl.spiking and vth.size and vth.max() > 0:
-        bounds["threshold"] = 2.0 ** VTH_RAW_BITS / vth.max()
+        bounds["threshold"] = 2.0**VTH_RAW_BITS / vth.max()
     peak = max((float(np.max(np.abs(w))) for w in ws if w.size), default=0.0)
     if peak > 0:
         bounds["weights"] = WEIGHT_MAX_SINGLE_SIGN * 2.0 ** (ACT_SHIFT + WEIGHT_EXP_MAX) / peak
         rows = float(np.max(_row_input_bound(ws)))
         # margin: rounding may add half a step per weight
-        bounds["16-bit input"] = A_OUT_MAX * 2.0 ** ACT_SHIFT / (rows * (1 + 2.0 ** -6))
+        bounds["16-bit input"] = A_OUT_MAX * 2.0**ACT_SHIFT / (rows * (1 + 2.0**-6))
     bmax = float(np.max(np.abs(nl.bias))) if nl.bias.size else 0.0
     if bmax > 0:
-        bounds["bias"] = BIAS_MANT_MAX * 2.0 ** BIAS_EXP_MAX / bmax
+        bounds["bias"] = BIAS_MANT_MAX * 2.0**BIAS_EXP_MAX / bmax
     if not bounds:
         raise _err(nl.node, "scale", 0, "no threshold, weight or bias sets a scale (all are zero)")
     limit = min(bounds, key=bounds.get)
@@ -195,7 +199,7 @@ def quantize_bias(node: str, b_raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]
         if not np.any(over):
             break
         exp = exp + over
-        mant = np.where(over, round_half_away(b_raw / 2.0 ** exp), mant)
+        mant = np.where(over, round_half_away(b_raw / 2.0**exp), mant)
     if np.any(np.abs(mant) > BIAS_MANT_MAX):
         i = int(np.argmax(np.abs(mant)))
         raise _err(node, "bias", float(b_raw[i]), f"raw bias exceeds {BIAS_MANT_MAX} << {BIAS_EXP_MAX}")
@@ -207,8 +211,10 @@ def quantize_threshold(nl, scale: float) -> np.ndarray:
     _finite(nl.node, "vth", nl.vth, allow_inf=not nl.spiking)
     if np.any(nl.vth < 0):
         i = int(np.argmax(nl.vth < 0))
-        raise _err(nl.node, "vth", float(nl.vth[i]), "a negative threshold (v_threshold < v_reset) is not representable")
-    raw = np.where(np.isfinite(nl.vth), nl.vth, 0.0) * scale / 2.0 ** VTH_SHIFT
+        raise _err(
+            nl.node, "vth", float(nl.vth[i]), "a negative threshold (v_threshold < v_reset) is not representable"
+        )
+    raw = np.where(np.isfinite(nl.vth), nl.vth, 0.0) * scale / 2.0**VTH_SHIFT
     q = np.where(np.isfinite(nl.vth), round_half_away(raw), VTH_MAX)
     if np.any(q > VTH_MAX):
         i = int(np.argmax(q))
@@ -216,9 +222,11 @@ def quantize_threshold(nl, scale: float) -> np.ndarray:
     lost = (q == 0) & (nl.vth > 0)
     if np.any(lost):
         i = int(np.argmax(lost))
-        raise _err(nl.node, "vth", float(nl.vth[i]),
-                   f"rounds to 0 at scale {scale:.6g} (the weights need this scale); threshold unrepresentable "
-                   "relative to the weights")
+        raise _err(
+            nl.node,
+            "vth",
+            float(nl.vth[i]),
+            f"rounds to 0 at scale {scale:.6g} (the weights need this scale); threshold unrepresentable "
+            "relative to the weights",
+        )
     return q.astype(np.int64)
-
-

@@ -39,6 +39,8 @@ def read_record(name: str, node):
     """The canonical record of a computing node, or GraphError if its type has none."""
     fn = READERS.get(type(node).__name__)
     if fn is None:
-        raise GraphError(f"node '{name}' has type {type(node).__name__}, which has no reference definition; "
-                         f"defined: {', '.join(sorted(DEFINED_TYPES))}")
+        raise GraphError(
+            f"node '{name}' has type {type(node).__name__}, which has no reference definition; "
+            f"defined: {', '.join(sorted(DEFINED_TYPES))}"
+        )
     return fn(name, node)

@@ -35,5 +35,3 @@ def delay_step(x, state, steps):
     read = (t - steps) % (K + 1)  # slot of x(t - k); for t < k a slot not written yet (zeros)
     y = buf[read, :, torch.arange(x.shape[1], device=x.device)].T
     return y, (buf, t + 1)
-
-

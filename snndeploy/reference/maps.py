@@ -28,12 +28,14 @@ from .records import MapParams, SynapseParams, _field, _io_shapes, _matrix, _pai
 
 # --------------------------------------------------------------------------- records
 
+
 def affine_params(name: str, node) -> SynapseParams:
     w = _matrix(name, node)
     b = np.asarray(node.bias, dtype=np.float64).reshape(-1)
     if b.shape != (w.shape[0],):
         raise GraphError(
-            f"node '{name}' (Affine) field 'bias' has shape {b.shape}, expected ({w.shape[0]},) to match weight {w.shape}"
+            f"node '{name}' (Affine) field 'bias' has shape {b.shape}, "
+            f"expected ({w.shape[0]},) to match weight {w.shape}"
         )
     if not np.all(np.isfinite(b)):
         raise GraphError(f"node '{name}' (Affine) field 'bias' holds NaN or inf")
@@ -54,7 +56,9 @@ def conv2d_params(name: str, node) -> MapParams:
     i, o = _io_shapes(name, node)
     w = np.asarray(node.weight, dtype=np.float64)
     if w.ndim != 4:
-        raise GraphError(f"node '{name}' (Conv2d) field 'weight' has shape {w.shape}, expected (C_out, C_in/groups, kh, kw)")
+        raise GraphError(
+            f"node '{name}' (Conv2d) field 'weight' has shape {w.shape}, expected (C_out, C_in/groups, kh, kw)"
+        )
     groups = int(node.groups)
     if groups < 1 or i[0] != w.shape[1] * groups or w.shape[0] % groups:
         raise GraphError(f"node '{name}' (Conv2d): weight {w.shape} with groups={groups} does not fit input {i}")
@@ -71,8 +75,14 @@ def conv2d_params(name: str, node) -> MapParams:
             raise GraphError(f"node '{name}' (Conv2d) field 'padding' is '{pad}', expected 'same', 'valid' or integers")
     else:
         pad = _pair(name, node, "padding", pad)
-    attrs = {"weight": w, "bias": bias, "stride": _pair(name, node, "stride", node.stride), "padding": pad,
-             "dilation": _pair(name, node, "dilation", node.dilation), "groups": groups}
+    attrs = {
+        "weight": w,
+        "bias": bias,
+        "stride": _pair(name, node, "stride", node.stride),
+        "padding": pad,
+        "dilation": _pair(name, node, "dilation", node.dilation),
+        "groups": groups,
+    }
     return MapParams(name, "Conv2d", i, o, attrs)
 
 
@@ -102,11 +112,14 @@ def flatten_params(name: str, node) -> MapParams:
     the map is a reshape from the input type to the output type; they must hold as many values."""
     i, o = _io_shapes(name, node)
     if int(np.prod(i)) != int(np.prod(o)):
-        raise GraphError(f"node '{name}' (Flatten): input type {i} and output type {o} hold different numbers of values")
+        raise GraphError(
+            f"node '{name}' (Flatten): input type {i} and output type {o} hold different numbers of values"
+        )
     return MapParams(name, "Flatten", i, o, {"start_dim": int(node.start_dim), "end_dim": int(node.end_dim)})
 
 
 # --------------------------------------------------------------------------- reference forwards
+
 
 def _t(a, like):
     import torch
@@ -129,8 +142,15 @@ def conv2d_forward(x, p):
     import torch.nn.functional as F
 
     a = p.attrs
-    return F.conv2d(x.reshape((x.shape[0],) + p.in_shape), _t(a["weight"], x), _t(a["bias"], x),
-                    stride=a["stride"], padding=a["padding"], dilation=a["dilation"], groups=a["groups"])
+    return F.conv2d(
+        x.reshape((x.shape[0],) + p.in_shape),
+        _t(a["weight"], x),
+        _t(a["bias"], x),
+        stride=a["stride"],
+        padding=a["padding"],
+        dilation=a["dilation"],
+        groups=a["groups"],
+    )
 
 
 def _window_sum(x, p):

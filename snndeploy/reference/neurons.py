@@ -49,10 +49,13 @@ from .records import NeuronParams, _field, _positive, _shape_of
 
 # --------------------------------------------------------------------------- records
 
+
 def lif_params(name: str, node) -> NeuronParams:
     shape = _shape_of(name, node)
     return NeuronParams(
-        name, "LIF", shape,
+        name,
+        "LIF",
+        shape,
         r=_field(name, node, "r", shape),
         v_leak=_field(name, node, "v_leak", shape),
         tau=_positive(name, "LIF", "tau", _field(name, node, "tau", shape)),
@@ -64,7 +67,9 @@ def lif_params(name: str, node) -> NeuronParams:
 def if_params(name: str, node) -> NeuronParams:
     shape = _shape_of(name, node)
     return NeuronParams(
-        name, "IF", shape,
+        name,
+        "IF",
+        shape,
         r=_field(name, node, "r", shape),
         v_leak=np.zeros(shape),
         tau=None,
@@ -76,7 +81,9 @@ def if_params(name: str, node) -> NeuronParams:
 def li_params(name: str, node) -> NeuronParams:
     shape = _shape_of(name, node)
     return NeuronParams(
-        name, "LI", shape,
+        name,
+        "LI",
+        shape,
         r=_field(name, node, "r", shape),
         v_leak=_field(name, node, "v_leak", shape),
         tau=_positive(name, "LI", "tau", _field(name, node, "tau", shape)),
@@ -88,7 +95,9 @@ def li_params(name: str, node) -> NeuronParams:
 def cuba_lif_params(name: str, node) -> NeuronParams:
     shape = _shape_of(name, node)
     return NeuronParams(
-        name, "CubaLIF", shape,
+        name,
+        "CubaLIF",
+        shape,
         r=_field(name, node, "r", shape),
         v_leak=_field(name, node, "v_leak", shape),
         tau=_positive(name, "CubaLIF", "tau_mem", _field(name, node, "tau_mem", shape)),
@@ -102,7 +111,9 @@ def cuba_lif_params(name: str, node) -> NeuronParams:
 def cuba_li_params(name: str, node) -> NeuronParams:
     shape = _shape_of(name, node)
     return NeuronParams(
-        name, "CubaLI", shape,
+        name,
+        "CubaLI",
+        shape,
         r=_field(name, node, "r", shape),
         v_leak=_field(name, node, "v_leak", shape),
         tau=_positive(name, "CubaLI", "tau_mem", _field(name, node, "tau_mem", shape)),
@@ -116,27 +127,42 @@ def cuba_li_params(name: str, node) -> NeuronParams:
 def integrator_params(name: str, node) -> NeuronParams:
     """NIR ``I``: ``v <- v + r*I`` per step (no dt, as IF), output v, initial v = 0."""
     shape = _shape_of(name, node)
-    return NeuronParams(name, "I", shape, r=_field(name, node, "r", shape), v_leak=np.zeros(shape),
-                        tau=None, v_threshold=None, v_reset=None)
+    return NeuronParams(
+        name,
+        "I",
+        shape,
+        r=_field(name, node, "r", shape),
+        v_leak=np.zeros(shape),
+        tau=None,
+        v_threshold=None,
+        v_reset=None,
+    )
 
 
 def threshold_params(name: str, node) -> NeuronParams:
     """NIR ``Threshold``: ``z = I > threshold``, no state (r = 1, nothing to reset)."""
     shape = _shape_of(name, node)
-    return NeuronParams(name, "Threshold", shape, r=np.ones(shape), v_leak=np.zeros(shape), tau=None,
-                        v_threshold=_field(name, node, "threshold", shape), v_reset=np.zeros(shape))
+    return NeuronParams(
+        name,
+        "Threshold",
+        shape,
+        r=np.ones(shape),
+        v_leak=np.zeros(shape),
+        tau=None,
+        v_threshold=_field(name, node, "threshold", shape),
+        v_reset=np.zeros(shape),
+    )
 
 
 # --------------------------------------------------------------------------- reference steps
+
 
 def lif_step(i, v, p, dt):
     from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 
     if v is None:
         v = p["v_leak"].expand_as(i).clone()
-    params = LIFBoxParameters(
-        tau_mem_inv=p["tau_inv"], v_leak=p["v_leak"], v_th=p["v_threshold"], v_reset=p["v_reset"]
-    )
+    params = LIFBoxParameters(tau_mem_inv=p["tau_inv"], v_leak=p["v_leak"], v_th=p["v_threshold"], v_reset=p["v_reset"])
     z, state = lif_box_feed_forward_step(p["r"] * i, LIFBoxFeedForwardState(v=v), params, dt)
     return z, state.v
 
@@ -166,8 +192,13 @@ def cuba_lif_step(s, state, p, dt):
 
     if state is None:
         state = LIFFeedForwardState(v=p["v_leak"].expand_as(s).clone(), i=s.new_zeros(s.shape))
-    params = LIFParameters(tau_syn_inv=p["tau_syn_inv"], tau_mem_inv=p["tau_inv"], v_leak=p["v_leak"],
-                           v_th=p["v_threshold"], v_reset=p["v_reset"])
+    params = LIFParameters(
+        tau_syn_inv=p["tau_syn_inv"],
+        tau_mem_inv=p["tau_inv"],
+        v_leak=p["v_leak"],
+        v_th=p["v_threshold"],
+        v_reset=p["v_reset"],
+    )
     return lif_feed_forward_step(p["in_gain"] * s, state, params, dt)
 
 

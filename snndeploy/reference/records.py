@@ -105,7 +105,8 @@ class DelayParams:
             raise GraphError(
                 f"node '{self.name}' (Delay) field 'delay' is {self.delay.reshape(-1)[i]} s at element {i}, which is "
                 f"{k.reshape(-1)[i]} steps of dt = {dt} s; a delay must be a whole number of steps "
-                f"(within {DELAY_STEP_TOLERANCE})")
+                f"(within {DELAY_STEP_TOLERANCE})"
+            )
         return np.round(k).astype(np.int64)
 
 
@@ -164,7 +165,8 @@ def _io_shapes(name: str, node) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     if i is None or o is None:
         raise GraphError(
             f"node '{name}' ({type(node).__name__}) has no input/output type; "
-            "call graph.infer_types() or write the types into the file")
+            "call graph.infer_types() or write the types into the file"
+        )
     return i, o
 
 
@@ -173,8 +175,8 @@ def _pair(name: str, node, field: str, value) -> Tuple[int, int]:
     if arr.size == 1:
         arr = np.repeat(arr, 2)
     if arr.size != 2 or arr.dtype.kind not in "iuf" or np.any(arr != np.round(arr)) or np.any(arr < 0):
-        raise GraphError(f"node '{name}' ({type(node).__name__}) field '{field}' is {value!r}, "
-                         "expected a non-negative integer or a pair of them")
+        raise GraphError(
+            f"node '{name}' ({type(node).__name__}) field '{field}' is {value!r}, "
+            "expected a non-negative integer or a pair of them"
+        )
     return int(arr[0]), int(arr[1])
-
-

@@ -109,8 +109,9 @@ def plot_raster(rep: dict, results: dict, layers: List[str], sample: int) -> str
         ax.set_xlim(-0.5, a.shape[0] - 0.5)
         ax.set_ylim(-0.5, a.shape[1] - 0.5)
         ax.legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel(f"step (sample {sample + rep.get('plotted_samples', {}).get('start', 0)})")
-    fig.suptitle(f"spike raster per layer, sample {sample + rep.get('plotted_samples', {}).get('start', 0)}; red x: mismatch with {rep['reference']}")
+    shown = sample + rep.get("plotted_samples", {}).get("start", 0)
+    axes[-1, 0].set_xlabel(f"step (sample {shown})")
+    fig.suptitle(f"spike raster per layer, sample {shown}; red x: mismatch with {rep['reference']}")
     return _png(fig)
 
 
@@ -171,8 +172,12 @@ def plot_energy(est: Dict[str, dict]) -> str:
     x = np.arange(len(nodes))
     for k, t in enumerate(targets):
         vals = [est[t]["per_node"][n]["energy_pj_per_sample"] for n in nodes]
-        ax.bar(x + (k - (len(targets) - 1) / 2) * w, [v if v > 0 else np.nan for v in vals], w,
-               label=t + (" (estimate)" if est[t]["estimate"] else ""))
+        ax.bar(
+            x + (k - (len(targets) - 1) / 2) * w,
+            [v if v > 0 else np.nan for v in vals],
+            w,
+            label=t + (" (estimate)" if est[t]["estimate"] else ""),
+        )
     ax.set_xticks(x, nodes)
     ax.set_yscale("log")
     ax.set_ylabel("pJ per inference (log)")
@@ -195,28 +200,50 @@ def render_html(rep: dict, results: dict, graph) -> str:
         sample = first
     local = sample - first
     ok = rep["passed"]
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>snndeploy report</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>snndeploy comparison: <span class='{'ok' if ok else 'bad'}'>{'PASSED' if ok else 'NOT PASSED'}"
-             f"</span></h1>",
-             f"<p>graph <code>{_e(rep['graph'])}</code>, dt = {rep['dt']:g} s, {rep['samples']} samples x "
-             f"{rep['steps']} steps; input: {_e(rep['input'])}; reference backend <code>{_e(rep['reference'])}</code>"
-             "</p>", "<h2>Accuracy and agreement</h2>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>snndeploy report</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>snndeploy comparison: <span class='{'ok' if ok else 'bad'}'>{'PASSED' if ok else 'NOT PASSED'}"
+        f"</span></h1>",
+        f"<p>graph <code>{_e(rep['graph'])}</code>, dt = {rep['dt']:g} s, {rep['samples']} samples x "
+        f"{rep['steps']} steps; input: {_e(rep['input'])}; reference backend <code>{_e(rep['reference'])}</code>"
+        "</p>",
+        "<h2>Accuracy and agreement</h2>",
+    ]
     head = rep.get("energy", {}).get("headline", "")
-    rows = [[f"<code>{_e(n)}</code>", pct(b["accuracy"]), f"{b['synops_per_sample']:.1f}",
-             f"{b['energy_nj_per_sample']:.3f}", f"{b['info'].get('wall_s', float('nan')):.2f}"]
-            for n, b in rep["backends"].items()]
-    parts.append(_table(["backend", "accuracy", "SynOps / sample", f"energy nJ / sample ({_e(head)})", "run time s"],
-                        rows))
-    rows = [[f"{_e(p['a'])} vs {_e(p['b'])}", "yes" if p["passed"] else "<b>NO</b>", pct(p["prediction_agreement"]),
-             f"{p['spike_agreement']:.6f}", "-" if p["first_divergence"] is None else _e(p["first_divergence"]),
-             {True: "yes", False: "<b>no</b>", None: "-"}[p.get("counts_equal")]] for p in rep["pairs"]]
-    parts.append(_table(["pair", "passed", "prediction agreement", "spike agreement (min)", "first divergence",
-                         "op counts equal"], rows))
+    rows = [
+        [
+            f"<code>{_e(n)}</code>",
+            pct(b["accuracy"]),
+            f"{b['synops_per_sample']:.1f}",
+            f"{b['energy_nj_per_sample']:.3f}",
+            f"{b['info'].get('wall_s', float('nan')):.2f}",
+        ]
+        for n, b in rep["backends"].items()
+    ]
+    parts.append(
+        _table(["backend", "accuracy", "SynOps / sample", f"energy nJ / sample ({_e(head)})", "run time s"], rows)
+    )
+    rows = [
+        [
+            f"{_e(p['a'])} vs {_e(p['b'])}",
+            "yes" if p["passed"] else "<b>NO</b>",
+            pct(p["prediction_agreement"]),
+            f"{p['spike_agreement']:.6f}",
+            "-" if p["first_divergence"] is None else _e(p["first_divergence"]),
+            {True: "yes", False: "<b>no</b>", None: "-"}[p.get("counts_equal")],
+        ]
+        for p in rep["pairs"]
+    ]
+    parts.append(
+        _table(
+            ["pair", "passed", "prediction agreement", "spike agreement (min)", "first divergence", "op counts equal"],
+            rows,
+        )
+    )
     parts.append(plot_accuracy(rep))
     parts.append(f"<h2>Spikes, sample {sample}</h2>")
-    parts.append(plot_raster(rep, results, [i for i in [ag.input_node] if _binary(results, rep, i)] + layers,
-                             local))
+    parts.append(plot_raster(rep, results, [i for i in [ag.input_node] if _binary(results, rep, i)] + layers, local))
     traces = plot_traces(rep, results, layers, local)
     if traces:
         parts += ["<h2>Membrane traces</h2>", traces]
@@ -226,8 +253,10 @@ def render_html(rep: dict, results: dict, graph) -> str:
     parts += _energy_html(rep)
     parts += _quantization_html(rep)
     how = html.escape(rep.get("accuracy_how", "argmax over classes of the output summed over time"))
-    parts.append(f"<p class='how'>Accuracy: {how}, against the labels."
-                 " Values marked <span class='est'>estimate</span> are not published measurements.</p></body></html>")
+    parts.append(
+        f"<p class='how'>Accuracy: {how}, against the labels."
+        " Values marked <span class='est'>estimate</span> are not published measurements.</p></body></html>"
+    )
     return "\n".join(parts)
 
 
@@ -242,36 +271,91 @@ def _energy_html(rep: dict) -> List[str]:
         return []
     est, ops = ref["estimates"], ref["ops"]
     out = ["<h2>Operations per sample (NeuroBench)</h2>"]
-    rows = [[f"<code>{_e(n)}</code>", _e(v["kind"])] +
-            [("-" if v.get(k) is None else f"{v[k]:.1f}") for k in
-             ("synops_ac", "synops_mac", "dense_ops", "dense_ops_nonzero", "neuron_updates", "neuron_updates_active")]
-            + ["-" if v.get("activation_sparsity") is None else f"{v['activation_sparsity']:.4f}"]
-            for n, v in ops["per_node"].items()]
-    out.append(_table(["node", "type", "SynOps AC", "SynOps MAC", "dense ops", "dense ops (non-zero w)",
-                       "neuron updates", "active updates", "activation sparsity"], rows))
+    rows = [
+        [f"<code>{_e(n)}</code>", _e(v["kind"])]
+        + [
+            ("-" if v.get(k) is None else f"{v[k]:.1f}")
+            for k in (
+                "synops_ac",
+                "synops_mac",
+                "dense_ops",
+                "dense_ops_nonzero",
+                "neuron_updates",
+                "neuron_updates_active",
+            )
+        ]
+        + ["-" if v.get("activation_sparsity") is None else f"{v['activation_sparsity']:.4f}"]
+        for n, v in ops["per_node"].items()
+    ]
+    out.append(
+        _table(
+            [
+                "node",
+                "type",
+                "SynOps AC",
+                "SynOps MAC",
+                "dense ops",
+                "dense ops (non-zero w)",
+                "neuron updates",
+                "active updates",
+                "activation sparsity",
+            ],
+            rows,
+        )
+    )
     out.append(f"<p class='how'>{_e(ops['how'])}. Counts from <code>{_e(rep['reference'])}</code>.</p>")
     out.append("<h2>Energy per inference</h2>")
-    rows = [[f"<code>{_e(t)}</code>", _e(e["description"]), f"{e['energy_nj_per_sample']:.3f}",
-             "<span class='est'>estimate</span>" if e["estimate"] else "measured constants"] for t, e in est.items()]
+    rows = [
+        [
+            f"<code>{_e(t)}</code>",
+            _e(e["description"]),
+            f"{e['energy_nj_per_sample']:.3f}",
+            "<span class='est'>estimate</span>" if e["estimate"] else "measured constants",
+        ]
+        for t, e in est.items()
+    ]
     out.append(_table(["target", "what", "nJ / inference", "constants"], rows))
     out.append(plot_energy(est))
     rows = []
     for t, e in est.items():
         for k, c in e["constants"].items():
-            rows.append([f"<code>{_e(t)}.{_e(k)}</code>", f"{c['value']:g} {_e(c['unit'])}",
-                         _e(c["per"] or "not charged"), "<span class='est'>estimate</span>" if c["estimate"] else "",
-                         _e(c["source"])])
+            rows.append(
+                [
+                    f"<code>{_e(t)}.{_e(k)}</code>",
+                    f"{c['value']:g} {_e(c['unit'])}",
+                    _e(c["per"] or "not charged"),
+                    "<span class='est'>estimate</span>" if c["estimate"] else "",
+                    _e(c["source"]),
+                ]
+            )
     out.append(_table(["constant", "value", "x count", "", "source"], rows))
     mapping = rep.get("energy", {}).get("mapping")
     if mapping:
-        out.append(f"<h2>Loihi 2 mapping: {mapping['cores']} cores, {mapping['chips']} chip(s) "
-                   "<span class='est'>estimate</span></h2>")
-        rows = [[f"<code>{_e(n)}</code>", v["neurons"], v["synapses"], v["fan_in"], v["cores"],
-                 "YES" if v["fan_in_exceeds_core_limit"] else "no"] for n, v in mapping["per_node"].items()]
+        out.append(
+            f"<h2>Loihi 2 mapping: {mapping['cores']} cores, {mapping['chips']} chip(s) "
+            "<span class='est'>estimate</span></h2>"
+        )
+        rows = [
+            [
+                f"<code>{_e(n)}</code>",
+                v["neurons"],
+                v["synapses"],
+                v["fan_in"],
+                v["cores"],
+                "YES" if v["fan_in_exceeds_core_limit"] else "no",
+            ]
+            for n, v in mapping["per_node"].items()
+        ]
         out.append(_table(["population", "neurons", "synapses", "fan-in", "cores", "fan-in over limit"], rows))
-        rows = [[f"<code>{_e(k)}</code>", f"{c['value']:g} {_e(c['unit'])}",
-                 "<span class='est'>estimate</span>" if c["estimate"] else "", _e(c["source"])]
-                for k, c in mapping["resources"].items()]
+        rows = [
+            [
+                f"<code>{_e(k)}</code>",
+                f"{c['value']:g} {_e(c['unit'])}",
+                "<span class='est'>estimate</span>" if c["estimate"] else "",
+                _e(c["source"]),
+            ]
+            for k, c in mapping["resources"].items()
+        ]
         out += [f"<p class='how'>{_e(mapping['how'])}</p>", _table(["resource", "value", "", "source"], rows)]
     return out
 
@@ -282,8 +366,11 @@ def _quantization_html(rep: dict) -> List[str]:
         q = b.get("info", {}).get("quantization")
         if not q:
             continue
-        cols = [k for k in next(iter(q.values())) if k != "node" and all(
-            isinstance(v.get(k), (int, float, str, bool, type(None))) for v in q.values())]
+        cols = [
+            k
+            for k in next(iter(q.values()))
+            if k != "node" and all(isinstance(v.get(k), (int, float, str, bool, type(None))) for v in q.values())
+        ]
         rows = [[f"<code>{_e(n)}</code>"] + [_e(v.get(k)) for k in cols] for n, v in q.items()]
         out += [f"<h2>Quantization ({_e(name)})</h2>", _table(["node"] + [_e(k) for k in cols], rows)]
     return out

@@ -61,7 +61,9 @@ def neuron_groups(nl) -> List[Group]:
     """Split a population by (du, dv, vth): Lava's LIF holds them as one scalar per process."""
     keys = np.stack([nl.du, nl.dv, nl.vth], axis=1)
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return [Group(nl.node, np.flatnonzero(inverse.reshape(-1) == k), tuple(map(float, uniq[k]))) for k in range(len(uniq))]
+    return [
+        Group(nl.node, np.flatnonzero(inverse.reshape(-1) == k), tuple(map(float, uniq[k]))) for k in range(len(uniq))
+    ]
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,9 @@ def import_lava() -> None:
     current = mp.get_start_method(allow_none=True)
     if current is not None:
         if current != "fork":
-            raise BackendError(f"Lava needs the 'fork' multiprocessing start method; this process already uses "
-                               f"'{current}'")
+            raise BackendError(
+                f"Lava needs the 'fork' multiprocessing start method; this process already uses '{current}'"
+            )
         mp.context._default_context._actual_context = None
     import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
 
@@ -154,13 +157,11 @@ def _drive_data(B: int, T: int, W: int, depth: int) -> np.ndarray:
         base = j * W + depth - 1
         data[0, base] = 1
         data[1, base + 1] = 1
-        data[2, base:base + T] = 1
-        data[3, base + 1:base + T] = 1
+        data[2, base : base + T] = 1
+        data[3, base + 1 : base + T] = 1
         if j >= 1:
             data[4, base - 1] = 1
     return data
-
-
 
 
 @dataclass
@@ -189,7 +190,7 @@ def input_data(x: np.ndarray, window: int) -> Tuple[np.ndarray, bool]:
     flat = x.reshape(B, T, -1)
     data = np.zeros((flat.shape[2], B * window))
     for j in range(B):
-        data[:, j * window: j * window + T] = flat[j].T
+        data[:, j * window : j * window + T] = flat[j].T
     return data, bool(np.any((flat != 0) & (flat != 1)))
 
 
@@ -276,7 +277,9 @@ def _run_steps(net: _Network, fac: LavaFactories, progress, name: str) -> float:
                 if progress is not None:
                     progress(name, done / net.steps)
         except Exception as exc:
-            raise BackendError(f"{name}: Lava failed after {done} of {net.steps} steps: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(
+                f"{name}: Lava failed after {done} of {net.steps} steps: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             with contextlib.suppress(Exception):  # stopping a broken runtime must not hide the first error
                 net.source.stop()
@@ -289,7 +292,7 @@ def _read_records(net: _Network, plan, batch: int, steps_per_sample: int, window
     for node, what, g, path in net.files:
         raw = np.load(path)  # (steps, n)
         d = plan.topology.depth[node]
-        aligned = raw.reshape(batch, window, -1)[:, d:d + steps_per_sample]
+        aligned = raw.reshape(batch, window, -1)[:, d : d + steps_per_sample]
         size = plan.neurons[node].size if node in plan.neurons else len(g.index)
         full = records.setdefault((node, what), np.zeros((batch, steps_per_sample, size), dtype=raw.dtype))
         full[:, :, g.index] += aligned
@@ -301,8 +304,9 @@ def _read_records(net: _Network, plan, batch: int, steps_per_sample: int, window
     return outputs, states
 
 
-def run_plan(plan, x: np.ndarray, fac: LavaFactories, record_states: bool = False,
-             progress=None, name: str = "lava") -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, np.ndarray]], dict]:
+def run_plan(
+    plan, x: np.ndarray, fac: LavaFactories, record_states: bool = False, progress=None, name: str = "lava"
+) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, np.ndarray]], dict]:
     """Run ``x`` (batch, time, *input_shape) through a float or fixed plan; records on the NIR
     timeline in Lava units: (outputs, states, info)."""
     import_lava()
@@ -314,8 +318,9 @@ def run_plan(plan, x: np.ndarray, fac: LavaFactories, record_states: bool = Fals
     with tempfile.TemporaryDirectory(prefix="snndeploy-lava-") as tmp:
         net = _Network(Path(tmp), B * W)
         net.source = Source(data=fac.source_data(data))
-        net.outs[plan.topology.input_node] = [(Group(plan.topology.input_node, np.arange(data.shape[0]), (0, 0, 0)),
-                                               net.source.s_out)]
+        net.outs[plan.topology.input_node] = [
+            (Group(plan.topology.input_node, np.arange(data.shape[0]), (0, 0, 0)), net.source.s_out)
+        ]
         net.keep.append(net.source)
         _add_populations(net, plan, fac, W)
         _add_projections(net, plan, fac, graded)
@@ -323,6 +328,11 @@ def run_plan(plan, x: np.ndarray, fac: LavaFactories, record_states: bool = Fals
         _add_recorders(net, plan, fac, record_states)
         wall = _run_steps(net, fac, progress, name)
         outputs, states = _read_records(net, plan, B, T, W)
-    info = {"lava_steps": net.steps, "window": W, "max_depth": plan.topology.max_depth, "wall_s": wall,
-            "processes": len(net.keep) + sum(len(g) for g in net.procs.values())}
+    info = {
+        "lava_steps": net.steps,
+        "window": W,
+        "max_depth": plan.topology.max_depth,
+        "wall_s": wall,
+        "processes": len(net.keep) + sum(len(g) for g in net.procs.values()),
+    }
     return outputs, states, info

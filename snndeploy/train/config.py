@@ -22,7 +22,9 @@ def load_model_config(name_or_path: str) -> dict:
         path = MODELS_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         known = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
-        raise InputError(f"model config '{name_or_path}' not found (looked for {path}); known models: {', '.join(known)}")
+        raise InputError(
+            f"model config '{name_or_path}' not found (looked for {path}); known models: {', '.join(known)}"
+        )
     cfg = load_toml(path, "model config")
     for key in REQUIRED_KEYS:
         if key not in cfg:

@@ -70,9 +70,9 @@ def evaluate(model, x_enc: np.ndarray, y: np.ndarray, device: str, batch: int = 
     model.eval()
     with torch.no_grad(), autocast(device, amp):
         for i in range(0, len(x_enc), batch):
-            xb = torch.as_tensor(x_enc[i:i + batch], device=device).transpose(0, 1)
+            xb = torch.as_tensor(x_enc[i : i + batch], device=device).transpose(0, 1)
             pred = model(xb).sum(0).argmax(1).cpu().numpy()
-            correct += int((pred == y[i:i + batch]).sum())
+            correct += int((pred == y[i : i + batch]).sum())
     return correct / len(x_enc)
 
 
@@ -114,12 +114,15 @@ def shift(xb, gen, max_pixels: int = SHIFT_MAX_PIXELS):
     b = len(xb)
     dy = torch.randint(0, 2 * m + 1, (b,), generator=gen, device=xb.device)
     dx = torch.randint(0, 2 * m + 1, (b,), generator=gen, device=xb.device)
-    rows = (torch.arange(h, device=xb.device)[None, :] + dy[:, None])  # (B, H) rows of the padded image
-    cols = (torch.arange(w, device=xb.device)[None, :] + dx[:, None])  # (B, W)
+    rows = torch.arange(h, device=xb.device)[None, :] + dy[:, None]  # (B, H) rows of the padded image
+    cols = torch.arange(w, device=xb.device)[None, :] + dx[:, None]  # (B, W)
     flat = padded.reshape(b, -1, h + 2 * m, w + 2 * m)
-    out = flat[torch.arange(b, device=xb.device)[:, None, None, None],
-               torch.arange(flat.shape[1], device=xb.device)[None, :, None, None],
-               rows[:, None, :, None], cols[:, None, None, :]]
+    out = flat[
+        torch.arange(b, device=xb.device)[:, None, None, None],
+        torch.arange(flat.shape[1], device=xb.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
     return out.reshape(xb.shape)
 
 
@@ -145,7 +148,7 @@ def train_epoch(step, x, y, enc: dict, batch_size: int, gen, augment=()) -> Tupl
     tot_loss = torch.zeros((), device=x.device)
     tot_ok = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(x), batch_size):
-        idx = perm[i:i + batch_size]
+        idx = perm[i : i + batch_size]
         xb = x[idx]
         for aug in augment:
             xb = aug(xb, gen)
@@ -189,8 +192,16 @@ def make_optimizer(params, tcfg: dict):
     return torch.optim.Adam(params, lr=tcfg["lr"])
 
 
-def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None, seed: Optional[int] = None,
-          data_dir: Optional[str] = None, quiet: bool = False, resume: bool = False) -> Tuple[Dict, Dict[str, Path]]:
+def train(
+    cfg: dict,
+    out_dir,
+    device: str = "auto",
+    epochs: Optional[int] = None,
+    seed: Optional[int] = None,
+    data_dir: Optional[str] = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> Tuple[Dict, Dict[str, Path]]:
     """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export."""
     import torch
     from tqdm import tqdm
@@ -239,8 +250,13 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
     augment = augmentations(tcfg, in_shape)
     step = make_step(model, opt, dev, amp, bool(tcfg.get("compile", False)))
     start = time.perf_counter()
-    bar = tqdm(range(first_epoch, tcfg["epochs"]), desc=f"train {cfg['name']} on {dev}", disable=quiet,
-               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 10.0)
+    bar = tqdm(
+        range(first_epoch, tcfg["epochs"]),
+        desc=f"train {cfg['name']} on {dev}",
+        disable=quiet,
+        file=sys.stderr,
+        mininterval=0.5 if sys.stderr.isatty() else 10.0,
+    )
     for epoch in bar:
         model.train()
         for group in opt.param_groups:
@@ -248,25 +264,53 @@ def train(cfg: dict, out_dir, device: str = "auto", epochs: Optional[int] = None
         loss, acc = train_epoch(step, xtr, ytr, enc, tcfg["batch_size"], gen, augment)
         history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "lr": opt.param_groups[0]["lr"]})
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
-        save_checkpoint(ckpt_path, {"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                                     "generator": gen.get_state(), "epoch": epoch + 1, "history": history,
-                                     "config": cfg, "config_hash": config_hash(cfg), "resume_hash": resume_hash})
+        save_checkpoint(
+            ckpt_path,
+            {
+                "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "epoch": epoch + 1,
+                "history": history,
+                "config": cfg,
+                "config_hash": config_hash(cfg),
+                "resume_hash": resume_hash,
+            },
+        )
     wall = time.perf_counter() - start
     trained_epochs = tcfg["epochs"] - first_epoch
     test_acc = evaluate(model, x_test_enc, ds.y_test, dev, amp=False)
-    graph_cfg = {"model": cfg["name"], "dataset": cfg["dataset"], "encoding": enc,
-                 "readout": cfg.get("readout", {"kind": "spike_count"}), "config_hash": config_hash(cfg)}
-    metrics = {"model": cfg["name"], "dataset": cfg["dataset"], "device": dev, "epochs": tcfg["epochs"],
-               "test_accuracy": test_acc, "test_samples": int(len(ds.y_test)),
-               "train_accuracy_last_epoch": history[-1]["train_accuracy"] if history else None,
-               "train_wall_s": wall, "amp_bf16": amp, "compiled": bool(tcfg.get("compile", False)),
-               "train_samples_per_s": trained_epochs * len(xtr) / wall if trained_epochs else None,
-               "history": history, "config_hash": config_hash(cfg), "torch": torch.__version__,
-               "readout": readout_kind(cfg),
-               "how": f"test accuracy: {READOUTS[readout_kind(cfg)]}, of the trained Norse model (float32) on the "
-                      "test split, encoded with the stored seeded encoding"}
-    artifacts = {"checkpoint": out_dir / "checkpoint.pt", "metrics": out_dir / "metrics.json",
-                 "graph": out_dir / "model.nir"}
+    graph_cfg = {
+        "model": cfg["name"],
+        "dataset": cfg["dataset"],
+        "encoding": enc,
+        "readout": cfg.get("readout", {"kind": "spike_count"}),
+        "config_hash": config_hash(cfg),
+    }
+    metrics = {
+        "model": cfg["name"],
+        "dataset": cfg["dataset"],
+        "device": dev,
+        "epochs": tcfg["epochs"],
+        "test_accuracy": test_acc,
+        "test_samples": int(len(ds.y_test)),
+        "train_accuracy_last_epoch": history[-1]["train_accuracy"] if history else None,
+        "train_wall_s": wall,
+        "amp_bf16": amp,
+        "compiled": bool(tcfg.get("compile", False)),
+        "train_samples_per_s": trained_epochs * len(xtr) / wall if trained_epochs else None,
+        "history": history,
+        "config_hash": config_hash(cfg),
+        "torch": torch.__version__,
+        "readout": readout_kind(cfg),
+        "how": f"test accuracy: {READOUTS[readout_kind(cfg)]}, of the trained Norse model (float32) on the "
+        "test split, encoded with the stored seeded encoding",
+    }
+    artifacts = {
+        "checkpoint": out_dir / "checkpoint.pt",
+        "metrics": out_dir / "metrics.json",
+        "graph": out_dir / "model.nir",
+    }
     write_json(artifacts["metrics"], metrics)
     # export last: a model NIR cannot express is trained and saved, then refused with the reason
     save_graph(to_nir(model.cpu(), in_shape, cfg["dt"], graph_cfg), artifacts["graph"])

@@ -119,12 +119,14 @@ class GradedNeuron(nn.Module):
 
     def nir_refusal(self, name: str) -> str:
         """Why the NIR exporter refuses this module: it has no faithful NIR (and so no Lava) form."""
-        return (f"module '{name}' (GradedNeuron) cannot be exported to NIR faithfully: its output "
-                f"y = relu(s - {self.threshold}) is graded (the amount above threshold), but NIR's spiking neurons "
-                "(LIF, IF, CubaLIF) emit binary spikes and nir.Threshold is a binary step; NIR 1.0 has no graded-"
-                f"output neuron. Its refractory penalty (s <- s - {self.penalty} after an output) is a reset by "
-                "subtraction of a fixed amount, which NIR's reset-to-v_reset cannot express either. (The decaying "
-                f"state, decay {self.decay} per step, alone would map to LIF/LI with dt/tau = {1 - self.decay:.3g}.)")
+        return (
+            f"module '{name}' (GradedNeuron) cannot be exported to NIR faithfully: its output "
+            f"y = relu(s - {self.threshold}) is graded (the amount above threshold), but NIR's spiking neurons "
+            "(LIF, IF, CubaLIF) emit binary spikes and nir.Threshold is a binary step; NIR 1.0 has no graded-"
+            f"output neuron. Its refractory penalty (s <- s - {self.penalty} after an output) is a reset by "
+            "subtraction of a fixed amount, which NIR's reset-to-v_reset cannot express either. (The decaying "
+            f"state, decay {self.decay} per step, alone would map to LIF/LI with dt/tau = {1 - self.decay:.3g}.)"
+        )
 
     def over_time(self, i_seq: torch.Tensor) -> torch.Tensor:
         if i_seq.dtype in (torch.float16, torch.bfloat16):
@@ -197,8 +199,9 @@ class SpikingNet(nn.Module):
 def _lif(tau_mem: float, v_th: float, dt: float, alpha: float):
     from norse.torch import LIFBoxCell, LIFBoxParameters
 
-    p = LIFBoxParameters(tau_mem_inv=torch.as_tensor(1.0 / tau_mem), v_th=torch.as_tensor(v_th),
-                         alpha=torch.as_tensor(alpha))
+    p = LIFBoxParameters(
+        tau_mem_inv=torch.as_tensor(1.0 / tau_mem), v_th=torch.as_tensor(v_th), alpha=torch.as_tensor(alpha)
+    )
     return LIFBoxCell(p, dt=dt)
 
 
@@ -213,13 +216,16 @@ def _li(tau_mem: float, dt: float):
 READOUTS = {
     "spike_count": "output layer LIF; prediction = argmax of output spike counts",
     "membrane": "output layer LI (leaky integrator, never spikes); prediction = argmax of its membrane "
-                "potential summed (= averaged) over time",
+    "potential summed (= averaged) over time",
     "mean_output": "graded output neurons (model.arch graded_mlp); prediction = argmax of the output averaged "
-                   "over time",
+    "over time",
 }
 #: the readout each architecture can build (spiking nets: LIF or LI output; the graded MLP: its own)
-ARCH_READOUTS = {"mlp": ("spike_count", "membrane"), "conv": ("spike_count", "membrane"),
-                 "graded_mlp": ("mean_output",)}
+ARCH_READOUTS = {
+    "mlp": ("spike_count", "membrane"),
+    "conv": ("spike_count", "membrane"),
+    "graded_mlp": ("mean_output",),
+}
 
 
 def readout_kind(cfg: dict) -> str:
@@ -249,8 +255,13 @@ def _gains(init_gain, n: int) -> List[float]:
     return gains
 
 
-def _mlp_layers(sizes: Sequence[int], init_gain, neuron_prefix: str, neuron: Callable[[], nn.Module],
-                output: Optional[Tuple[str, nn.Module]] = None):
+def _mlp_layers(
+    sizes: Sequence[int],
+    init_gain,
+    neuron_prefix: str,
+    neuron: Callable[[], nn.Module],
+    output: Optional[Tuple[str, nn.Module]] = None,
+):
     """``fc1, <neuron>1, fc2, <neuron>2, ...`` for layer widths ``sizes``; ``output`` = (prefix, module)
     replaces the last neuron (e.g. a leaky-integrator readout)."""
     gains = _gains(init_gain, len(sizes) - 1)
@@ -280,12 +291,27 @@ class SpikingMLP(SpikingNet):
     (time, batch, features) and returns output spikes (time, batch, classes).
     """
 
-    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, tau_mem: float = 1e-2,
-                 v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
-                 init_gain: float = 1.0, surrogate: str = "super", readout: str = "spike_count"):
-        layers = _mlp_layers([n_in, *hidden, n_out], init_gain, "lif",
-                             lambda: _lif(tau_mem, v_th, dt, surrogate_alpha),
-                             _output_neuron(readout, tau_mem, v_th, dt, surrogate_alpha))
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_out: int,
+        *,
+        tau_mem: float = 1e-2,
+        v_th: float = 1.0,
+        dt: float = 1e-3,
+        surrogate_alpha: float = 100.0,
+        init_gain: float = 1.0,
+        surrogate: str = "super",
+        readout: str = "spike_count",
+    ):
+        layers = _mlp_layers(
+            [n_in, *hidden, n_out],
+            init_gain,
+            "lif",
+            lambda: _lif(tau_mem, v_th, dt, surrogate_alpha),
+            _output_neuron(readout, tau_mem, v_th, dt, surrogate_alpha),
+        )
         super().__init__(layers, surrogate, surrogate_alpha, dt)
         self.input_shape = (n_in,)
 
@@ -293,10 +319,18 @@ class SpikingMLP(SpikingNet):
 def build_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
     m = cfg["model"]
     n_in = int(np.prod(in_shape))
-    return SpikingMLP(n_in, m["hidden"], n_out, tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0),
-                      dt=cfg["dt"], surrogate_alpha=m.get("surrogate_alpha", 100.0),
-                      init_gain=m.get("init_gain", 1.0), surrogate=m.get("surrogate", "super"),
-                      readout=readout_kind(cfg))
+    return SpikingMLP(
+        n_in,
+        m["hidden"],
+        n_out,
+        tau_mem=m.get("tau_mem", 1e-2),
+        v_th=m.get("v_th", 1.0),
+        dt=cfg["dt"],
+        surrogate_alpha=m.get("surrogate_alpha", 100.0),
+        init_gain=m.get("init_gain", 1.0),
+        surrogate=m.get("surrogate", "super"),
+        readout=readout_kind(cfg),
+    )
 
 
 class SpikingConvNet(SpikingNet):
@@ -312,10 +346,22 @@ class SpikingConvNet(SpikingNet):
 
     LAYOUTS = ("lif-pool", "pool-lif")
 
-    def __init__(self, in_shape: Sequence[int], n_out: int, *, channels=(16, 32), hidden: int = 128,
-                 tau_mem: float = 1e-2, v_th: float = 1.0, dt: float = 1e-3, surrogate_alpha: float = 100.0,
-                 init_gain: float = 1.0, surrogate: str = "super", layout: str = "lif-pool",
-                 readout: str = "spike_count"):
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        n_out: int,
+        *,
+        channels=(16, 32),
+        hidden: int = 128,
+        tau_mem: float = 1e-2,
+        v_th: float = 1.0,
+        dt: float = 1e-3,
+        surrogate_alpha: float = 100.0,
+        init_gain: float = 1.0,
+        surrogate: str = "super",
+        layout: str = "lif-pool",
+        readout: str = "spike_count",
+    ):
         if layout not in self.LAYOUTS:
             raise InputError(f"model.layout '{layout}' unknown; available: {', '.join(self.LAYOUTS)}")
         c_in, h, w = (int(d) for d in in_shape)
@@ -323,17 +369,33 @@ class SpikingConvNet(SpikingNet):
         lif = lambda: _lif(tau_mem, v_th, dt, surrogate_alpha)  # noqa: E731
         if layout == "lif-pool":
             layers: Dict[str, nn.Module] = {
-                "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "lif1": lif(), "pool1": nn.AvgPool2d(2),
-                "conv2": nn.Conv2d(c1, c2, 3, stride=2, padding=1), "lif2": lif()}
+                "conv1": nn.Conv2d(c_in, c1, 5, padding=2),
+                "lif1": lif(),
+                "pool1": nn.AvgPool2d(2),
+                "conv2": nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+                "lif2": lif(),
+            }
             flat = c2 * ((h // 2 + 1) // 2) * ((w // 2 + 1) // 2)
         else:
             layers = {
-                "conv1": nn.Conv2d(c_in, c1, 5, padding=2), "pool1": nn.AvgPool2d(2), "lif1": lif(),
-                "conv2": nn.Conv2d(c1, c2, 3, padding=1), "pool2": nn.AvgPool2d(2), "lif2": lif()}
+                "conv1": nn.Conv2d(c_in, c1, 5, padding=2),
+                "pool1": nn.AvgPool2d(2),
+                "lif1": lif(),
+                "conv2": nn.Conv2d(c1, c2, 3, padding=1),
+                "pool2": nn.AvgPool2d(2),
+                "lif2": lif(),
+            }
             flat = c2 * (h // 4) * (w // 4)
         out_prefix, out_neuron = _output_neuron(readout, tau_mem, v_th, dt, surrogate_alpha)
-        layers.update({"flat": nn.Flatten(), "fc3": nn.Linear(flat, hidden), "lif3": lif(),
-                       "fc4": nn.Linear(hidden, n_out), f"{out_prefix}4": out_neuron})
+        layers.update(
+            {
+                "flat": nn.Flatten(),
+                "fc3": nn.Linear(flat, hidden),
+                "lif3": lif(),
+                "fc4": nn.Linear(hidden, n_out),
+                f"{out_prefix}4": out_neuron,
+            }
+        )
         weighted = [m for m in layers.values() if isinstance(m, (nn.Linear, nn.Conv2d))]
         for m, g in zip(weighted, _gains(init_gain, len(weighted))):
             _init(m, g)
@@ -348,18 +410,37 @@ def build_conv(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Module:
         raise InputError(f"model.input_shape {shape} does not hold the dataset's {tuple(in_shape)} values")
     if len(shape) == 2:  # grey images: one channel
         shape = (1,) + shape
-    return SpikingConvNet(shape, n_out, channels=tuple(m.get("channels", (16, 32))), hidden=m.get("hidden", 128),
-                          tau_mem=m.get("tau_mem", 1e-2), v_th=m.get("v_th", 1.0), dt=cfg["dt"],
-                          surrogate_alpha=m.get("surrogate_alpha", 100.0), init_gain=m.get("init_gain", 1.0),
-                          surrogate=m.get("surrogate", "super"), layout=m.get("layout", "lif-pool"),
-                          readout=readout_kind(cfg))
+    return SpikingConvNet(
+        shape,
+        n_out,
+        channels=tuple(m.get("channels", (16, 32))),
+        hidden=m.get("hidden", 128),
+        tau_mem=m.get("tau_mem", 1e-2),
+        v_th=m.get("v_th", 1.0),
+        dt=cfg["dt"],
+        surrogate_alpha=m.get("surrogate_alpha", 100.0),
+        init_gain=m.get("init_gain", 1.0),
+        surrogate=m.get("surrogate", "super"),
+        layout=m.get("layout", "lif-pool"),
+        readout=readout_kind(cfg),
+    )
 
 
 class GradedMLP(SpikingNet):
     """``Linear -> GradedNeuron -> ... -> Linear -> GradedNeuron``; outputs averaged over time."""
 
-    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, decay: float = 0.9,
-                 threshold: float = 0.5, penalty: float = 1.0, dt: float = 1e-3, init_gain=1.0):
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_out: int,
+        *,
+        decay: float = 0.9,
+        threshold: float = 0.5,
+        penalty: float = 1.0,
+        dt: float = 1e-3,
+        init_gain=1.0,
+    ):
         layers = _mlp_layers([n_in, *hidden, n_out], init_gain, "gn", lambda: GradedNeuron(decay, threshold, penalty))
         super().__init__(layers, "super", 100.0, dt)
         self.input_shape = (n_in,)
@@ -369,8 +450,16 @@ def build_graded_mlp(cfg: dict, in_shape: Sequence[int], n_out: int) -> nn.Modul
     m = cfg["model"]
     n_in = int(np.prod(in_shape))
     readout_kind(cfg)  # checked here too, before training
-    return GradedMLP(n_in, m["hidden"], n_out, decay=m.get("decay", 0.9), threshold=m.get("threshold", 0.5),
-                     penalty=m.get("penalty", 1.0), dt=cfg["dt"], init_gain=m.get("init_gain", 1.0))
+    return GradedMLP(
+        n_in,
+        m["hidden"],
+        n_out,
+        decay=m.get("decay", 0.9),
+        threshold=m.get("threshold", 0.5),
+        penalty=m.get("penalty", 1.0),
+        dt=cfg["dt"],
+        init_gain=m.get("init_gain", 1.0),
+    )
 
 
 #: architecture name (``model.arch`` in a config) -> builder(cfg, input_shape, n_classes)

@@ -110,13 +110,23 @@ def evaluate_fixed(model, in_shape, cfg, x_enc, y) -> dict:
     ref = get_backend("norse").run(graph, x_enc, cfg["dt"]).outputs["output"]
     emu = get_backend("loihi-emu", record_states=False).run(graph, x_enc, cfg["dt"]).outputs["output"]
     pr, pe = predictions(ref), predictions(emu)
-    return {"norse_accuracy": float(np.mean(pr == y)), "loihi_emu_accuracy": float(np.mean(pe == y)),
-            "prediction_agreement": float(np.mean(pr == pe)),
-            "output_spike_agreement": float(np.mean(ref == emu))}
+    return {
+        "norse_accuracy": float(np.mean(pr == y)),
+        "loihi_emu_accuracy": float(np.mean(pe == y)),
+        "prediction_agreement": float(np.mean(pr == pe)),
+        "output_spike_agreement": float(np.mean(ref == emu)),
+    }
 
 
-def finetune(from_dir, out_dir, epochs: int = 3, device: str = "auto", lr: float | None = None,
-             data_dir=None, quiet: bool = False) -> dict:
+def finetune(
+    from_dir,
+    out_dir,
+    epochs: int = 3,
+    device: str = "auto",
+    lr: float | None = None,
+    data_dir=None,
+    quiet: bool = False,
+) -> dict:
     """Load ``from_dir/checkpoint.pt``, fine-tune with fake-quantized weights, export to ``out_dir``."""
     import torch
     from tqdm import tqdm
@@ -140,6 +150,7 @@ def finetune(from_dir, out_dir, epochs: int = 3, device: str = "auto", lr: float
     cfg = saved["config"]
     dev = resolve_device(device)
     ds = dataset_for_config(cfg, data_dir)
+
     def build():
         return ARCHITECTURES[cfg["model"]["arch"]](cfg, ds.shape, ds.n_classes)
 
@@ -165,15 +176,30 @@ def finetune(from_dir, out_dir, epochs: int = 3, device: str = "auto", lr: float
     after = evaluate_fixed(final, in_shape, cfg, x_test, ds.y_test)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"from": str(ckpt), "epochs": epochs, "device": dev, "wall_s": time.perf_counter() - start,
-              "before": before, "after": after, "history": history, "test_samples": int(len(ds.y_test)),
-              "how": "accuracy on the test split encoded with the stored encoding; loihi-emu is bit-exact with "
-                     "lava-fixed; agreement = equal predictions / equal output spike entries, norse vs loihi-emu"}
-    graph_cfg = {"model": cfg["name"], "dataset": cfg["dataset"], "encoding": cfg["encoding"],
-                 "readout": cfg.get("readout", {"kind": "spike_count"}), "config_hash": config_hash(cfg),
-                 "qat_epochs": epochs}
-    save_checkpoint(out_dir / "checkpoint.pt", {"state_dict": final.state_dict(), "config": cfg,
-                                                 "config_hash": config_hash(cfg), "qat": report})
+    report = {
+        "from": str(ckpt),
+        "epochs": epochs,
+        "device": dev,
+        "wall_s": time.perf_counter() - start,
+        "before": before,
+        "after": after,
+        "history": history,
+        "test_samples": int(len(ds.y_test)),
+        "how": "accuracy on the test split encoded with the stored encoding; loihi-emu is bit-exact with "
+        "lava-fixed; agreement = equal predictions / equal output spike entries, norse vs loihi-emu",
+    }
+    graph_cfg = {
+        "model": cfg["name"],
+        "dataset": cfg["dataset"],
+        "encoding": cfg["encoding"],
+        "readout": cfg.get("readout", {"kind": "spike_count"}),
+        "config_hash": config_hash(cfg),
+        "qat_epochs": epochs,
+    }
+    save_checkpoint(
+        out_dir / "checkpoint.pt",
+        {"state_dict": final.state_dict(), "config": cfg, "config_hash": config_hash(cfg), "qat": report},
+    )
     write_json(out_dir / "qat.json", report)
     save_graph(to_nir(final, in_shape, cfg["dt"], graph_cfg), out_dir / "model.nir")
     return report
