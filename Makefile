@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test test-fast setup data bench clean
+.PHONY: demo test test-fast lint setup data bench clean
 
 # Python 3.10 (lava-nc 0.10.0 imports only on 3.10): pyenv's, else python3.10 on PATH.
 $(PY):
@@ -40,7 +40,13 @@ data:
 demo: setup
 	$(VENV)/bin/snndeploy demo --out $(DEMO_OUT)
 
-test: setup
+# ruff (lint + format) and the import-linter layer contracts (pyproject.toml, docs/architecture.md)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: setup lint
 	$(PY) -m pytest -q
 
 test-fast: setup

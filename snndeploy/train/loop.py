@@ -192,64 +192,57 @@ def make_optimizer(params, tcfg: dict):
     return torch.optim.Adam(params, lr=tcfg["lr"])
 
 
-def train(
-    cfg: dict,
-    out_dir,
-    device: str = "auto",
-    epochs: Optional[int] = None,
-    seed: Optional[int] = None,
-    data_dir: Optional[str] = None,
-    quiet: bool = False,
-    resume: bool = False,
-) -> Tuple[Dict, Dict[str, Path]]:
-    """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export."""
-    import torch
-    from tqdm import tqdm
+def resolve_config(cfg: dict, epochs: Optional[int] = None, seed: Optional[int] = None) -> dict:
+    """A resolved copy of ``cfg`` with the command line's epochs and seed; epochs, learning rate and
+    architecture checked (an untrained model is never written)."""
+    from .networks import ARCHITECTURES
 
-    from ..frontends.norse import to_nir
-    from ..ir.graph import save_graph
-    from ..util.device import resolve_device
-    from .networks import ARCHITECTURES, READOUTS, readout_kind
-
-    cfg = json.loads(json.dumps(cfg))  # resolved copy
+    cfg = json.loads(json.dumps(cfg))
     if epochs is not None:
-        cfg["train"]["epochs"] = int(epochs)
+        cfg["train"]["epochs"] = epochs
     if seed is not None:
         cfg["train"]["seed"] = int(seed)
+    n = cfg["train"].get("epochs")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"train.epochs (or --epochs) must be a whole number >= 1, got {n!r}")
+    lr = cfg["train"].get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise InputError(f"train.lr must be a finite number > 0, got {lr!r}")
     arch = cfg["model"].get("arch")
     if arch not in ARCHITECTURES:
         raise InputError(f"model.arch '{arch}' unknown; available: {', '.join(ARCHITECTURES)}")
-    dev = resolve_device(device)
-    ds = dataset_for_config(cfg, data_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tcfg, enc = cfg["train"], cfg["encoding"]
-    amp = bool(tcfg.get("amp", True)) and dev == "cuda"
-    torch.manual_seed(tcfg["seed"])
-    model = ARCHITECTURES[arch](cfg, ds.shape, ds.n_classes).to(dev)
-    in_shape = tuple(model.input_shape)
-    opt = make_optimizer(model.parameters(), tcfg)
-    gen = torch.Generator(device=dev).manual_seed(tcfg["seed"])
-    history, first_epoch = [], 0
-    ckpt_path = out_dir / "checkpoint.pt"
-    # more epochs may be asked for on resume, unless the schedule depends on the total
+    return cfg
+
+
+def _resume_hash(cfg: dict) -> str:
+    """More epochs may be asked for on resume, unless the schedule depends on the total."""
+    tcfg = cfg["train"]
     extendable = tcfg.get("lr_schedule", "constant") == "constant"
-    resume_hash = config_hash({**cfg, "train": {**tcfg, "epochs": None if extendable else tcfg["epochs"]}})
-    if resume and ckpt_path.is_file():
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if saved.get("resume_hash") != resume_hash:
-            raise InputError(f"cannot resume from {ckpt_path}: it was trained with another config")
-        model.load_state_dict(saved["state_dict"])
-        opt.load_state_dict(saved["optimizer"])
-        gen.set_state(saved["generator"])
-        history, first_epoch = saved["history"], saved["epoch"]
-    # the whole training set stays on the device (Fashion-MNIST: 188 MB as float32)
-    xtr = torch.as_tensor(ds.x_train.reshape((len(ds.x_train),) + in_shape), device=dev)
-    ytr = torch.as_tensor(ds.y_train, device=dev)
-    x_test_enc = encode(ds.x_test.reshape((len(ds.x_test),) + in_shape), enc)
-    augment = augmentations(tcfg, in_shape)
+    return config_hash({**cfg, "train": {**tcfg, "epochs": None if extendable else tcfg["epochs"]}})
+
+
+def _resume(ckpt_path: Path, cfg: dict, model, opt, gen) -> Tuple[list, int]:
+    """Load model, optimizer and generator state from a checkpoint of the same config: (history, epoch)."""
+    import torch
+
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if saved.get("resume_hash") != _resume_hash(cfg):
+        raise InputError(f"cannot resume from {ckpt_path}: it was trained with another config")
+    model.load_state_dict(saved["state_dict"])
+    opt.load_state_dict(saved["optimizer"])
+    gen.set_state(saved["generator"])
+    return saved["history"], saved["epoch"]
+
+
+def _fit(cfg: dict, model, opt, gen, data, history: list, first_epoch: int, ckpt_path: Path, dev: str, quiet: bool):
+    """The epochs from ``first_epoch`` on, a checkpoint after each; ``history`` grows in place."""
+    from tqdm import tqdm
+
+    tcfg = cfg["train"]
+    xtr, ytr = data
+    amp = bool(tcfg.get("amp", True)) and dev == "cuda"
+    augment = augmentations(tcfg, tuple(model.input_shape))
     step = make_step(model, opt, dev, amp, bool(tcfg.get("compile", False)))
-    start = time.perf_counter()
     bar = tqdm(
         range(first_epoch, tcfg["epochs"]),
         desc=f"train {cfg['name']} on {dev}",
@@ -261,7 +254,7 @@ def train(
         model.train()
         for group in opt.param_groups:
             group["lr"] = lr_for_epoch(tcfg, epoch)
-        loss, acc = train_epoch(step, xtr, ytr, enc, tcfg["batch_size"], gen, augment)
+        loss, acc = train_epoch(step, xtr, ytr, cfg["encoding"], tcfg["batch_size"], gen, augment)
         history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "lr": opt.param_groups[0]["lr"]})
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
         save_checkpoint(
@@ -274,31 +267,32 @@ def train(
                 "history": history,
                 "config": cfg,
                 "config_hash": config_hash(cfg),
-                "resume_hash": resume_hash,
+                "resume_hash": _resume_hash(cfg),
             },
         )
-    wall = time.perf_counter() - start
-    trained_epochs = tcfg["epochs"] - first_epoch
-    test_acc = evaluate(model, x_test_enc, ds.y_test, dev, amp=False)
-    graph_cfg = {
-        "model": cfg["name"],
-        "dataset": cfg["dataset"],
-        "encoding": enc,
-        "readout": cfg.get("readout", {"kind": "spike_count"}),
-        "config_hash": config_hash(cfg),
-    }
-    metrics = {
+    return amp
+
+
+def _metrics(
+    cfg: dict, dev: str, test_acc: float, n_test: int, n_train: int, history: list, trained: int, wall: float, amp: bool
+) -> dict:
+    import torch
+
+    from .networks import READOUTS, readout_kind
+
+    tcfg = cfg["train"]
+    return {
         "model": cfg["name"],
         "dataset": cfg["dataset"],
         "device": dev,
         "epochs": tcfg["epochs"],
         "test_accuracy": test_acc,
-        "test_samples": int(len(ds.y_test)),
+        "test_samples": n_test,
         "train_accuracy_last_epoch": history[-1]["train_accuracy"] if history else None,
         "train_wall_s": wall,
         "amp_bf16": amp,
         "compiled": bool(tcfg.get("compile", False)),
-        "train_samples_per_s": trained_epochs * len(xtr) / wall if trained_epochs else None,
+        "train_samples_per_s": trained * n_train / wall if trained else None,
         "history": history,
         "config_hash": config_hash(cfg),
         "torch": torch.__version__,
@@ -306,11 +300,59 @@ def train(
         "how": f"test accuracy: {READOUTS[readout_kind(cfg)]}, of the trained Norse model (float32) on the "
         "test split, encoded with the stored seeded encoding",
     }
-    artifacts = {
-        "checkpoint": out_dir / "checkpoint.pt",
-        "metrics": out_dir / "metrics.json",
-        "graph": out_dir / "model.nir",
+
+
+def train(
+    cfg: dict,
+    out_dir,
+    device: str = "auto",
+    epochs: Optional[int] = None,
+    seed: Optional[int] = None,
+    data_dir: Optional[str] = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> Tuple[Dict, Dict[str, Path]]:
+    """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export."""
+    import torch
+
+    from ..frontends.norse import to_nir
+    from ..ir.graph import save_graph
+    from ..util.device import resolve_device
+    from .networks import ARCHITECTURES
+
+    cfg = resolve_config(cfg, epochs, seed)
+    dev = resolve_device(device)
+    ds = dataset_for_config(cfg, data_dir)
+    out_dir = Path(out_dir)
+    tcfg, enc = cfg["train"], cfg["encoding"]
+    torch.manual_seed(tcfg["seed"])
+    model = ARCHITECTURES[cfg["model"]["arch"]](cfg, ds.shape, ds.n_classes).to(dev)
+    in_shape = tuple(model.input_shape)
+    opt = make_optimizer(model.parameters(), tcfg)
+    gen = torch.Generator(device=dev).manual_seed(tcfg["seed"])
+    ckpt_path = out_dir / "checkpoint.pt"
+    history, first_epoch = _resume(ckpt_path, cfg, model, opt, gen) if resume and ckpt_path.is_file() else ([], 0)
+    # the whole training set stays on the device (Fashion-MNIST: 188 MB as float32)
+    data = (
+        torch.as_tensor(ds.x_train.reshape((len(ds.x_train),) + in_shape), device=dev),
+        torch.as_tensor(ds.y_train, device=dev),
+    )
+    start = time.perf_counter()
+    amp = _fit(cfg, model, opt, gen, data, history, first_epoch, ckpt_path, dev, quiet)
+    wall = time.perf_counter() - start
+    x_test_enc = encode(ds.x_test.reshape((len(ds.x_test),) + in_shape), enc)
+    test_acc = evaluate(model, x_test_enc, ds.y_test, dev, amp=False)
+    metrics = _metrics(
+        cfg, dev, test_acc, int(len(ds.y_test)), len(ds.x_train), history, tcfg["epochs"] - first_epoch, wall, amp
+    )
+    graph_cfg = {
+        "model": cfg["name"],
+        "dataset": cfg["dataset"],
+        "encoding": enc,
+        "readout": cfg.get("readout", {"kind": "spike_count"}),
+        "config_hash": config_hash(cfg),
     }
+    artifacts = {"checkpoint": ckpt_path, "metrics": out_dir / "metrics.json", "graph": out_dir / "model.nir"}
     write_json(artifacts["metrics"], metrics)
     # export last: a model NIR cannot express is trained and saved, then refused with the reason
     save_graph(to_nir(model.cpu(), in_shape, cfg["dt"], graph_cfg), artifacts["graph"])
