@@ -1,24 +1,36 @@
-"""Command line: ``snndeploy train | run | compare | demo | energy``.
+"""Command line: ``snndeploy train | run | compare | demo | energy | qat``.
 
-Exit codes: 0 success (compare: passed), 1 compare ran but did not pass,
-2 unusable input (the message names file, node, field, expected vs got),
-3 a backend failed while running.
+Exit codes: 0 success (compare: passed), 1 compare ran but a tolerance failed,
+2 unusable input (the message names file, node, field, expected vs got; checked before any
+work where it can be: ``--out``, every backend's support), 3 a backend failed while running or
+anything unexpected (one line; ``--debug`` prints the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
-from .errors import EXIT_BAD_INPUT, EXIT_NOT_PASSED, EXIT_OK, EXIT_RUNTIME, BackendError, InputError, SnnDeployError
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_PASSED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    BackendError,
+    InputError,
+    SnnDeployError,
+)
 
 DEMO_MODEL = "digits_mlp"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snndeploy", description="Train SNNs in Norse, export NIR, run on Lava, compare.")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model from models/NAME.toml and export model.nir")
@@ -288,13 +300,29 @@ COMMANDS = {
 }
 
 
+#: what each command's --out names: checked before any work (a typo must not cost hours of Lava)
+OUT_KINDS = {"train": "dir", "qat": "dir", "compare": "dir", "demo": "dir", "run": "file"}
+
+
+def _check_out(args) -> None:
+    from .util.files import check_out_dir, check_out_file
+
+    kind = OUT_KINDS.get(args.cmd)
+    if kind == "dir":
+        check_out_dir(args.out)
+    elif kind == "file":
+        check_out_file(args.out)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command; the exit code means one thing (see :mod:`snndeploy.errors`)."""
     import warnings
 
     # Norse 1.1.0 calls torch.jit.script at import, which torch now deprecates: noise, not news.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     args = _parser().parse_args(argv)
     try:
+        _check_out(args)
         return COMMANDS[args.cmd](args)
     except BackendError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -302,6 +330,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SnnDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an input no check caught: never a bare traceback with exit 1
+        if args.debug:
+            traceback.print_exc()
+        where = "" if args.debug else " (run with --debug for the traceback)"
+        print(f"error: unexpected {type(exc).__name__} in '{args.cmd}': {exc}{where}", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_NOT_PASSED = 1  # compare ran, but a tolerance was not met
 EXIT_BAD_INPUT = 2  # the input (file, graph, option, data) is unusable
-EXIT_RUNTIME = 3  # a backend failed while running
+EXIT_RUNTIME = 3  # a backend failed while running, or anything unexpected (one line; traceback with --debug)
+EXIT_INTERRUPTED = 130  # interrupted (SIGINT / Ctrl-C), the shell's convention 128 + 2
 
 
 class SnnDeployError(Exception):

@@ -16,7 +16,20 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..ir.analysed import as_analysed
-from .tables import pct
+from .tables import (
+    Code,
+    Estimate,
+    Strong,
+    backends_table,
+    constants_table,
+    mapping_table,
+    ops_table,
+    pairs_table,
+    quantization_tables,
+    ratios,
+    resources_table,
+    targets_table,
+)
 
 #: neurons whose membrane traces are plotted
 TRACE_NEURONS = 3
@@ -34,9 +47,19 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _table(header: List[str], rows: List[List[str]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+def cell(c) -> str:
+    if isinstance(c, Code):
+        return f"<code>{_e(c)}</code>"
+    if isinstance(c, Strong):
+        return f"<b>{_e(c)}</b>"
+    if isinstance(c, Estimate):
+        return "<span class='est'>estimate</span>"
+    return _e(c)
+
+
+def table(header, rows) -> str:
+    head = "".join(f"<th>{cell(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -210,37 +233,7 @@ def render_html(rep: dict, results: dict, graph) -> str:
         "</p>",
         "<h2>Accuracy and agreement</h2>",
     ]
-    head = rep.get("energy", {}).get("headline", "")
-    rows = [
-        [
-            f"<code>{_e(n)}</code>",
-            pct(b["accuracy"]),
-            f"{b['synops_per_sample']:.1f}",
-            f"{b['energy_nj_per_sample']:.3f}",
-            f"{b['info'].get('wall_s', float('nan')):.2f}",
-        ]
-        for n, b in rep["backends"].items()
-    ]
-    parts.append(
-        _table(["backend", "accuracy", "SynOps / sample", f"energy nJ / sample ({_e(head)})", "run time s"], rows)
-    )
-    rows = [
-        [
-            f"{_e(p['a'])} vs {_e(p['b'])}",
-            "yes" if p["passed"] else "<b>NO</b>",
-            pct(p["prediction_agreement"]),
-            f"{p['spike_agreement']:.6f}",
-            "-" if p["first_divergence"] is None else _e(p["first_divergence"]),
-            {True: "yes", False: "<b>no</b>", None: "-"}[p.get("counts_equal")],
-        ]
-        for p in rep["pairs"]
-    ]
-    parts.append(
-        _table(
-            ["pair", "passed", "prediction agreement", "spike agreement (min)", "first divergence", "op counts equal"],
-            rows,
-        )
-    )
+    parts += [table(*backends_table(rep)), table(*pairs_table(rep))]
     parts.append(plot_accuracy(rep))
     parts.append(f"<h2>Spikes, sample {sample}</h2>")
     parts.append(plot_raster(rep, results, [i for i in [ag.input_node] if _binary(results, rep, i)] + layers, local))
@@ -267,110 +260,30 @@ def _binary(results, rep, name) -> bool:
 
 def _energy_html(rep: dict) -> List[str]:
     ref = rep["backends"][rep["reference"]]
-    if "estimates" not in ref:
-        return []
     est, ops = ref["estimates"], ref["ops"]
-    out = ["<h2>Operations per sample (NeuroBench)</h2>"]
-    rows = [
-        [f"<code>{_e(n)}</code>", _e(v["kind"])]
-        + [
-            ("-" if v.get(k) is None else f"{v[k]:.1f}")
-            for k in (
-                "synops_ac",
-                "synops_mac",
-                "dense_ops",
-                "dense_ops_nonzero",
-                "neuron_updates",
-                "neuron_updates_active",
-            )
-        ]
-        + ["-" if v.get("activation_sparsity") is None else f"{v['activation_sparsity']:.4f}"]
-        for n, v in ops["per_node"].items()
+    out = [
+        "<h2>Operations per sample (NeuroBench)</h2>",
+        table(*ops_table({rep["reference"]: ref})),
+        f"<p class='how'>{_e(ops['how'])}. Counts from <code>{_e(rep['reference'])}</code>.</p>",
+        "<h2>Energy per inference</h2>",
+        table(*targets_table(est)),
     ]
-    out.append(
-        _table(
-            [
-                "node",
-                "type",
-                "SynOps AC",
-                "SynOps MAC",
-                "dense ops",
-                "dense ops (non-zero w)",
-                "neuron updates",
-                "active updates",
-                "activation sparsity",
-            ],
-            rows,
-        )
-    )
-    out.append(f"<p class='how'>{_e(ops['how'])}. Counts from <code>{_e(rep['reference'])}</code>.</p>")
-    out.append("<h2>Energy per inference</h2>")
-    rows = [
-        [
-            f"<code>{_e(t)}</code>",
-            _e(e["description"]),
-            f"{e['energy_nj_per_sample']:.3f}",
-            "<span class='est'>estimate</span>" if e["estimate"] else "measured constants",
-        ]
-        for t, e in est.items()
-    ]
-    out.append(_table(["target", "what", "nJ / inference", "constants"], rows))
-    out.append(plot_energy(est))
-    rows = []
-    for t, e in est.items():
-        for k, c in e["constants"].items():
-            rows.append(
-                [
-                    f"<code>{_e(t)}.{_e(k)}</code>",
-                    f"{c['value']:g} {_e(c['unit'])}",
-                    _e(c["per"] or "not charged"),
-                    "<span class='est'>estimate</span>" if c["estimate"] else "",
-                    _e(c["source"]),
-                ]
-            )
-    out.append(_table(["constant", "value", "x count", "", "source"], rows))
+    out += [f"<p>{_e(r)}</p>" for r in ratios(est)]
+    out += [plot_energy(est), table(*constants_table(est))]
     mapping = rep.get("energy", {}).get("mapping")
     if mapping:
-        out.append(
+        out += [
             f"<h2>Loihi 2 mapping: {mapping['cores']} cores, {mapping['chips']} chip(s) "
-            "<span class='est'>estimate</span></h2>"
-        )
-        rows = [
-            [
-                f"<code>{_e(n)}</code>",
-                v["neurons"],
-                v["synapses"],
-                v["fan_in"],
-                v["cores"],
-                "YES" if v["fan_in_exceeds_core_limit"] else "no",
-            ]
-            for n, v in mapping["per_node"].items()
+            "<span class='est'>estimate</span></h2>",
+            table(*mapping_table(mapping)),
+            f"<p class='how'>{_e(mapping['how'])}</p>",
+            table(*resources_table(mapping)),
         ]
-        out.append(_table(["population", "neurons", "synapses", "fan-in", "cores", "fan-in over limit"], rows))
-        rows = [
-            [
-                f"<code>{_e(k)}</code>",
-                f"{c['value']:g} {_e(c['unit'])}",
-                "<span class='est'>estimate</span>" if c["estimate"] else "",
-                _e(c["source"]),
-            ]
-            for k, c in mapping["resources"].items()
-        ]
-        out += [f"<p class='how'>{_e(mapping['how'])}</p>", _table(["resource", "value", "", "source"], rows)]
     return out
 
 
 def _quantization_html(rep: dict) -> List[str]:
     out = []
-    for name, b in rep["backends"].items():
-        q = b.get("info", {}).get("quantization")
-        if not q:
-            continue
-        cols = [
-            k
-            for k in next(iter(q.values()))
-            if k != "node" and all(isinstance(v.get(k), (int, float, str, bool, type(None))) for v in q.values())
-        ]
-        rows = [[f"<code>{_e(n)}</code>"] + [_e(v.get(k)) for k in cols] for n, v in q.items()]
-        out += [f"<h2>Quantization ({_e(name)})</h2>", _table(["node"] + [_e(k) for k in cols], rows)]
+    for name, tab in quantization_tables(rep["backends"]):
+        out += [f"<h2>Quantization ({_e(name)})</h2>", table(*tab)]
     return out

@@ -93,3 +93,37 @@ def load_toml(path, what: str) -> dict:
         raise InputError(f"{what} {path} is not valid TOML: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} {path} cannot be read: {exc}") from exc
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_out_dir(path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be written: empty, an existing file, or
+    under a file or a folder this process may not write to. Nothing is created here."""
+    if path is None or str(path).strip() == "":
+        raise InputError(f"{option} is empty; give a folder to write into")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} '{path}' exists and is not a folder")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise InputError(f"{option} '{path}': '{base}' is a file, so no folder can be made under it")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InputError(f"{option} '{path}': cannot write into '{base}' (permission or read-only file system)")
+    return path
+
+
+def check_out_file(path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output file that cannot be written (empty, a folder, an unwritable place)."""
+    if path is None or str(path).strip() == "":
+        raise InputError(f"{option} is empty; give a file to write")
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} '{path}' is a folder; give a file name")
+    check_out_dir(path.parent if str(path.parent) else Path("."), option=f"{option} '{path}': folder")
+    return path
