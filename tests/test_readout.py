@@ -35,7 +35,7 @@ def test_li_readout_integrates_without_spiking(model):
     """v_t = v_{t-1} + dt/tau (-v_{t-1} + I_t): checked against the recurrence written out here."""
     li = model.layers["li2"]
     i_seq = torch.randn(T, 3, 5, dtype=torch.float64)
-    from snndeploy.train.networks import li_box_over_time
+    from snndeploy.train.neurons import li_box_over_time
 
     a = float(DT * li.p.tau_mem_inv)  # dt/tau as Norse computes it (float32 parameter)
     assert a == pytest.approx(DT / 2e-2, rel=1e-6)

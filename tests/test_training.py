@@ -50,7 +50,7 @@ def test_unknown_lr_schedule_is_named():
 
 @pytest.mark.parametrize("alpha", [1.0, 25.0])
 def test_fast_sigmoid_surrogate_slope(alpha):
-    from snndeploy.train.networks import spike_fn
+    from snndeploy.train.neurons import spike_fn
 
     x = torch.tensor([-0.5, -0.04, 0.0, 0.02, 0.3], dtype=torch.float64, requires_grad=True)
     z = spike_fn(x, "fast_sigmoid", alpha)
@@ -108,7 +108,7 @@ def test_bad_model_config_exits_2_from_the_cli(tmp_path, capsys):
 
 
 def test_sigmoid_surrogate_slope():
-    from snndeploy.train.networks import spike_fn
+    from snndeploy.train.neurons import spike_fn
 
     alpha = 2.0
     x = torch.tensor([-1.0, -0.1, 0.05, 0.7], dtype=torch.float64, requires_grad=True)

@@ -146,56 +146,18 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
     scale, limit = choose_scale(nl, ws)
     vth = quantize_threshold(nl, scale)
     bias_mant, bias_exp = quantize_bias(nl.node, nl.bias * scale)
-    bias_back = bias_mant * 2.0**bias_exp / scale
-
-    fconns, creports = [], []
-    for c, w in zip(conns, ws):
-        where = c.via or c.src
-        if not np.any(w):
-            raise _err(nl.node, f"weight (from '{where}')", 0.0, "the projection is all zeros")
-        w_raw = w * scale / 2.0**ACT_SHIFT
-        q, e = quantize_weights(w_raw)
-        mixed = sign_mode_of(w_raw) == "mixed"
-        wmax = WEIGHT_MAX_MIXED if mixed else WEIGHT_MAX_SINGLE_SIGN
-        if not np.any(q):
-            raise _err(
-                nl.node,
-                f"weight (from '{where}')",
-                float(np.max(np.abs(w))),
-                f"all weights quantize to 0 at scale {scale:.6g} (limited by {limit}); weights are too "
-                "small relative to the threshold",
-            )
-        if not np.array_equal(representable_weights(q), q):
-            raise _err(nl.node, f"weight (from '{where}')", int(np.max(np.abs(q))), "not representable in 8 bits")
-        err = np.abs(q * 2.0 ** (e + ACT_SHIFT) / scale - w)
-        creports.append(
-            ConnReport(
-                c.src,
-                c.dst,
-                c.via,
-                e,
-                sign_mode_of(w),
-                int(w.size),
-                int(np.sum((q == 0) & (w != 0))),
-                int(np.sum((2 if mixed else 1) * round_half_away(np.abs(w_raw) / 2.0**e / (2 if mixed else 1)) > wmax)),
-                float(err.mean()),
-                float(err.max()),
-            )
-        )
-        fconns.append(FixedConn(c.src, c.dst, q, e, c.via))
-
+    pairs = [_quantize_conn(nl.node, c, w, scale, limit) for c, w in zip(conns, ws)]
+    fconns = [fc for fc, _ in pairs]
     scaled = [fc.weight * 2**fc.weight_exp for fc in fconns]
     pos, neg = _row_sums(scaled) if fconns else (np.zeros(nl.size), np.zeros(nl.size))
     step_max = int(np.max(np.maximum(pos, neg))) if nl.size else 0
     if step_max > A_OUT_MAX:
         raise _err(nl.node, "weight", step_max, f"one step of input can reach {step_max} > {A_OUT_MAX} (16-bit)")
     b_raw = bias_mant * 2**bias_exp
-    headroom = _headroom_bits(
-        vth, pos * 2**ACT_SHIFT + np.clip(b_raw, 0, None), neg * 2**ACT_SHIFT + np.clip(-b_raw, 0, None), dv, nl.spiking
-    )
-    vth_err = np.where(
-        np.isfinite(nl.vth), np.abs(vth * 2.0**VTH_SHIFT / scale - np.where(np.isfinite(nl.vth), nl.vth, 0)), 0
-    )
+    up, down = pos * 2**ACT_SHIFT + np.clip(b_raw, 0, None), neg * 2**ACT_SHIFT + np.clip(-b_raw, 0, None)
+    finite = np.isfinite(nl.vth)
+    vth_err = np.where(finite, np.abs(vth * 2.0**VTH_SHIFT / scale - np.where(finite, nl.vth, 0)), 0)
+    bias_err = float(np.max(np.abs(bias_mant * 2.0**bias_exp / scale - nl.bias))) if nl.bias.size else 0.0
     fn = FixedNeuron(nl.node, nl.kind, nl.shape, du, dv, vth, bias_mant, bias_exp, scale, nl.spiking)
     rep = LayerReport(
         nl.node,
@@ -205,12 +167,48 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
         tuple(sorted(set(dv.tolist()))),
         (int(vth.min()), int(vth.max())),
         float(vth_err.max()),
-        float(np.max(np.abs(bias_back - nl.bias))) if nl.bias.size else 0.0,
+        bias_err,
         step_max << ACT_SHIFT,
-        headroom,
-        tuple(creports),
+        _headroom_bits(vth, up, down, dv, nl.spiking),
+        tuple(r for _, r in pairs),
     )
     return fn, fconns, rep
+
+
+def _quantize_conn(node: str, c, w: np.ndarray, scale: float, limit: str) -> Tuple[FixedConn, ConnReport]:
+    """One projection's 8-bit weights and exponent at the population's scale, and what it cost."""
+    where = f"weight (from '{c.via or c.src}')"
+    if not np.any(w):
+        raise _err(node, where, 0.0, "the projection is all zeros")
+    w_raw = w * scale / 2.0**ACT_SHIFT
+    q, e = quantize_weights(w_raw)
+    step = 2 if sign_mode_of(w_raw) == "mixed" else 1
+    wmax = WEIGHT_MAX_MIXED if step == 2 else WEIGHT_MAX_SINGLE_SIGN
+    if not np.any(q):
+        raise _err(
+            node,
+            where,
+            float(np.max(np.abs(w))),
+            f"all weights quantize to 0 at scale {scale:.6g} (limited by {limit}); weights are too "
+            "small relative to the threshold",
+        )
+    if not np.array_equal(representable_weights(q), q):
+        raise _err(node, where, int(np.max(np.abs(q))), "not representable in 8 bits")
+    err = np.abs(q * 2.0 ** (e + ACT_SHIFT) / scale - w)
+    clipped = int(np.sum(step * round_half_away(np.abs(w_raw) / 2.0**e / step) > wmax))
+    report = ConnReport(
+        c.src,
+        c.dst,
+        c.via,
+        e,
+        sign_mode_of(w),
+        int(w.size),
+        int(np.sum((q == 0) & (w != 0))),
+        clipped,
+        float(err.mean()),
+        float(err.max()),
+    )
+    return FixedConn(c.src, c.dst, q, e, c.via), report
 
 
 def _headroom_bits(vth, up_raw, down_raw, dv, spiking) -> float:

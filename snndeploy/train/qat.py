@@ -19,6 +19,7 @@ Accuracy and agreement are measured before and after on the test split, with the
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -118,6 +119,38 @@ def evaluate_fixed(model, in_shape, cfg, x_enc, y) -> dict:
     }
 
 
+def _check_args(from_dir, epochs, lr) -> Path:
+    ckpt = Path(from_dir) / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise InputError(f"no checkpoint at {ckpt}; train first (snndeploy train ... --out {from_dir})")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        raise InputError(f"--epochs must be a whole number >= 1, got {epochs!r}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"--lr must be a finite number > 0, got {lr}")
+    return ckpt
+
+
+def _fine_tune(model, build, in_shape, cfg, ds, epochs, lr, dev, quiet) -> list:
+    """``epochs`` of training with every Linear snapped to its fixed-point grid (re-read each epoch)."""
+    import torch
+    from tqdm import tqdm
+
+    from .loop import make_step, train_epoch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr or cfg["train"]["lr"] / 10)
+    gen = torch.Generator(device=dev).manual_seed(cfg["train"]["seed"] + 1)
+    xtr = torch.as_tensor(ds.x_train.reshape((len(ds.x_train),) + in_shape), device=dev)
+    ytr = torch.as_tensor(ds.y_train, device=dev)
+    history = []
+    for epoch in tqdm(range(epochs), desc="fixed-point fine-tuning", disable=quiet, file=sys.stderr):
+        grids = weight_grids(model, build, in_shape, cfg["dt"])
+        _apply_grids(model, grids)
+        step = make_step(model, opt, dev, amp=False, compile_model=False)
+        loss, acc = train_epoch(step, xtr, ytr, cfg["encoding"], cfg["train"]["batch_size"], gen)
+        history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "layers": sorted(grids)})
+    return history
+
+
 def finetune(
     from_dir,
     out_dir,
@@ -129,7 +162,6 @@ def finetune(
 ) -> dict:
     """Load ``from_dir/checkpoint.pt``, fine-tune with fake-quantized weights, export to ``out_dir``."""
     import torch
-    from tqdm import tqdm
 
     from ..data.datasets import dataset_for_config
     from ..data.encoding import encode
@@ -138,14 +170,10 @@ def finetune(
     from ..util.device import resolve_device
     from ..util.files import write_json
     from .config import config_hash
-    from .loop import make_step, save_checkpoint, train_epoch
+    from .loop import save_checkpoint
     from .networks import ARCHITECTURES
 
-    ckpt = Path(from_dir) / "checkpoint.pt"
-    if not ckpt.is_file():
-        raise InputError(f"no checkpoint at {ckpt}; train first (snndeploy train ... --out {from_dir})")
-    if epochs <= 0:
-        raise InputError(f"--epochs must be positive, got {epochs}")
+    ckpt = _check_args(from_dir, epochs, lr)
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
     cfg = saved["config"]
     dev = resolve_device(device)
@@ -159,23 +187,11 @@ def finetune(
     in_shape = tuple(model.input_shape)
     x_test = encode(ds.x_test.reshape((len(ds.x_test),) + in_shape), cfg["encoding"])
     before = evaluate_fixed(model, in_shape, cfg, x_test, ds.y_test)
-    model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr or cfg["train"]["lr"] / 10)
-    gen = torch.Generator(device=dev).manual_seed(cfg["train"]["seed"] + 1)
-    xtr = torch.as_tensor(ds.x_train.reshape((len(ds.x_train),) + in_shape), device=dev)
-    ytr = torch.as_tensor(ds.y_train, device=dev)
     start = time.perf_counter()
-    history = []
-    for epoch in tqdm(range(epochs), desc="fixed-point fine-tuning", disable=quiet, file=sys.stderr):
-        grids = weight_grids(model, build, in_shape, cfg["dt"])
-        _apply_grids(model, grids)
-        step = make_step(model, opt, dev, amp=False, compile_model=False)
-        loss, acc = train_epoch(step, xtr, ytr, cfg["encoding"], cfg["train"]["batch_size"], gen)
-        history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "layers": sorted(grids)})
+    history = _fine_tune(model.to(dev), build, in_shape, cfg, ds, epochs, lr, dev, quiet)
     final = _float_copy(model, build)  # the fine-tuned weights, snapped to their grid
     after = evaluate_fixed(final, in_shape, cfg, x_test, ds.y_test)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "from": str(ckpt),
         "epochs": epochs,
