@@ -9,6 +9,7 @@ anything unexpected (one line; ``--debug`` prints the traceback), 130 interrupte
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -22,6 +23,7 @@ from .errors import (
     EXIT_RUNTIME,
     BackendError,
     InputError,
+    Interrupted,
     SnnDeployError,
 )
 
@@ -321,6 +323,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Norse 1.1.0 calls torch.jit.script at import, which torch now deprecates: noise, not news.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     args = _parser().parse_args(argv)
+    old_term = _raise_on_sigterm()
     try:
         _check_out(args)
         return COMMANDS[args.cmd](args)
@@ -331,14 +334,34 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted (SIGINT); nothing half-written was left", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Interrupted as exc:
+        print(f"error: {exc}; nothing half-written was left", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # a bug or an input no check caught: never a bare traceback with exit 1
         if args.debug:
             traceback.print_exc()
         where = "" if args.debug else " (run with --debug for the traceback)"
         print(f"error: unexpected {type(exc).__name__} in '{args.cmd}': {exc}{where}", file=sys.stderr)
         return EXIT_RUNTIME
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _raise_on_sigterm():
+    """SIGTERM raises :class:`Interrupted` (so clean-up runs, exit 143) instead of killing outright;
+    returns the previous handler (None off the main thread, where handlers cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

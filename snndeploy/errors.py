@@ -45,3 +45,15 @@ class DatasetError(InputError):
 
 class BackendError(SnnDeployError, RuntimeError):
     """A backend that failed while running (Lava crashed, timed out, ...)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: everything is cleaned up on the way out, and the CLI exits with
+    128 + the signal number (130, 143). A BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal.Signals(self.signum).name}")

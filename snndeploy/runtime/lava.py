@@ -30,9 +30,8 @@ The network is always stopped, also on error.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
+import shutil
 import sys
 import tempfile
 import time
@@ -42,7 +41,8 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from ..errors import BackendError
+from ..errors import BackendError, Interrupted
+from .watchdog import Watchdog, WatchdogAbort, children_die_with_us, timeout_for
 
 #: how many progress updates a run makes (each is one Lava ``run`` call)
 PROGRESS_CHUNKS = 20
@@ -92,7 +92,6 @@ def import_lava() -> None:
     is 'fork' — what Lava asks for — we clear the flag and let Lava set it again.
     """
     import multiprocessing as mp
-    import sys
 
     if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
         return
@@ -104,42 +103,6 @@ def import_lava() -> None:
             )
         mp.context._default_context._actual_context = None
     import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
-
-
-#: Linux prctl option: the signal a child gets when the thread that forked it dies
-PR_SET_PDEATHSIG = 1
-
-
-_fork_guard = {"parent": None, "registered": False}
-
-
-def _die_with_parent() -> None:
-    """In a process Lava forks during our run: be killed when we die, even by SIGKILL (the OOM
-    killer), instead of surviving as an orphan that keeps our memory. Linux only; a no-op elsewhere."""
-    parent = _fork_guard["parent"]
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died between fork and prctl
-        os._exit(1)
-
-
-@contextlib.contextmanager
-def children_die_with_us():
-    """While active, every process forked from this thread is SIGKILLed when this process dies."""
-    if not _fork_guard["registered"]:
-        os.register_at_fork(after_in_child=_die_with_parent)
-        _fork_guard["registered"] = True
-    _fork_guard["parent"] = os.getpid()
-    try:
-        yield
-    finally:
-        _fork_guard["parent"] = None
 
 
 #: the drive source's channels, in the order of ``NeuronLowering.drives`` columns
@@ -177,10 +140,33 @@ class _Network:
     files: List[Tuple[str, str, Group, Path]] = field(default_factory=list)  # (node, what, group, file)
 
     def memmap(self, n: int, label: str, dtype) -> Path:
-        """A fresh (steps, n) ``.npy`` file for a recorder, created before the run."""
+        """A fresh (steps, n) ``.npy`` file for a recorder, created before the run with all its blocks
+        allocated: a full disk fails here, loudly, instead of killing a recorder mid-run (SIGBUS)."""
         path = self.tmpdir / f"{len(self.files)}-{label}.npy"
-        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(self.steps, n)).flush()
+        try:
+            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(self.steps, n)).flush()
+            with open(path, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            size = self.steps * n * np.dtype(dtype).itemsize
+            raise BackendError(
+                f"cannot create Lava's record file {path} ({size} bytes) in the temporary folder "
+                f"{tempfile.gettempdir()} (TMPDIR): {exc.strerror or exc}"
+            ) from None
         return path
+
+
+#: Lava's record folders in TMPDIR: this prefix, the owning process id, a random part
+RECORD_DIR_PREFIX = "snndeploy-lava-"
+
+
+def remove_stale_record_folders() -> None:
+    """Remove record folders whose process is gone (it was SIGKILLed: no clean-up could run)."""
+    base = Path(tempfile.gettempdir())
+    for d in base.glob(f"{RECORD_DIR_PREFIX}*-*"):
+        pid = d.name[len(RECORD_DIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def input_data(x: np.ndarray, window: int) -> Tuple[np.ndarray, bool]:
@@ -260,7 +246,12 @@ def _add_recorders(net: _Network, plan, fac: LavaFactories, record_states: bool)
 
 
 def _run_steps(net: _Network, fac: LavaFactories, progress, name: str) -> float:
-    """Run every step (in PROGRESS_CHUNKS calls), always stopping Lava; the wall time."""
+    """Run every step (in PROGRESS_CHUNKS calls) under a watchdog, then stop Lava; the wall time.
+
+    A Lava error, a dead Lava process or the wall-clock limit ends it with a BackendError naming
+    the backend, what happened and how far it got; SIGINT/SIGTERM with :class:`Interrupted`. In
+    every case Lava's processes are gone and the runtime will not wait on them (:mod:`.watchdog`).
+    """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -268,7 +259,8 @@ def _run_steps(net: _Network, fac: LavaFactories, progress, name: str) -> float:
     cfg = Loihi2SimCfg(select_tag=fac.tag)
     chunk = max(1, -(-net.steps // PROGRESS_CHUNKS))
     done = 0
-    with children_die_with_us():  # no orphan keeps our memory if we are SIGKILLed
+    limit = timeout_for(net.steps, len(net.keep))
+    with children_die_with_us(), Watchdog(name, limit) as wd:
         try:
             while done < net.steps:
                 n = min(chunk, net.steps - done)
@@ -276,13 +268,16 @@ def _run_steps(net: _Network, fac: LavaFactories, progress, name: str) -> float:
                 done += n
                 if progress is not None:
                     progress(name, done / net.steps)
-        except Exception as exc:
-            raise BackendError(
-                f"{name}: Lava failed after {done} of {net.steps} steps: {type(exc).__name__}: {exc}"
-            ) from exc
-        finally:
-            with contextlib.suppress(Exception):  # stopping a broken runtime must not hide the first error
-                net.source.stop()
+            wd.expect_exits()
+            net.source.stop()
+        except BaseException as exc:
+            wd.abandon(net.source)
+            where = f"after {done} of {net.steps} steps"
+            if isinstance(exc, WatchdogAbort):
+                raise BackendError(f"{name}: {wd.reason}; stopped {where}, Lava's processes killed") from None
+            if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+                raise
+            raise BackendError(f"{name}: Lava failed {where}: {type(exc).__name__}: {exc}") from exc
     return time.perf_counter() - start
 
 
@@ -315,7 +310,8 @@ def run_plan(
     B, T = x.shape[:2]
     W = T + plan.topology.max_depth
     data, graded = input_data(x, W)
-    with tempfile.TemporaryDirectory(prefix="snndeploy-lava-") as tmp:
+    remove_stale_record_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{RECORD_DIR_PREFIX}{os.getpid()}-") as tmp:
         net = _Network(Path(tmp), B * W)
         net.source = Source(data=fac.source_data(data))
         net.outs[plan.topology.input_node] = [
