@@ -47,6 +47,10 @@ class BackendError(SnnDeployError, RuntimeError):
     """A backend that failed while running (Lava crashed, timed out, ...)."""
 
 
+class OutputError(BackendError):
+    """An artifact could not be written (disk full, read-only file system, ...); nothing half-written is left."""
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived: everything is cleaned up on the way out, and the CLI exits with
     128 + the signal number (130, 143). A BaseException, like KeyboardInterrupt, so that no

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snndeploy.cli import main
-from snndeploy.errors import EXIT_BAD_INPUT, EXIT_RUNTIME
+from snndeploy.errors import EXIT_BAD_INPUT, EXIT_RUNTIME, OutputError
 from snndeploy.report import markdown
 from snndeploy.util import files
 
@@ -143,7 +143,7 @@ def test_a_failing_group_write_leaves_no_file_and_no_temporary_file(tmp_path, mo
         return real(self, data)
 
     monkeypatch.setattr(files.Path, "write_bytes", fail_second)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match="No space left"):
         files.write_files(tmp_path / "rep", {"a.json": b"1", "b.md": b"2", "c.html": b"3"})
     assert sorted(os.listdir(tmp_path / "rep")) == []
 

@@ -78,7 +78,7 @@ def test_suggested_sample_count_fits(paper, monkeypatch):
     per = memory.record_bytes_per_sample(g, 40, 2)
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: int(per * 10 / memory.MEMORY_HEADROOM))
     memory.check_memory(g, 10, 40, ["norse", "lava-float"])  # exactly fits: no error
-    with pytest.raises(InputError, match="--samples 10 or fewer"):
+    with pytest.raises(InputError, match="At most 10 samples fit"):
         memory.check_memory(g, 11, 40, ["norse", "lava-float"])
 
 
@@ -121,6 +121,9 @@ class _FlipOneSpike:
 
     def check(self, graph, dt):
         self.inner.check(graph, dt)
+
+    def check_input(self, x):
+        self.inner.check_input(x)
 
     def run(self, graph, spikes, dt, progress=None):
         r = self.inner.run(graph, spikes, dt)
@@ -169,6 +172,9 @@ class _WatchRecords:
 
     def check(self, graph, dt):
         self.inner.check(graph, dt)
+
+    def check_input(self, x):
+        self.inner.check_input(x)
 
     def run(self, graph, spikes, dt, progress=None):
         import gc

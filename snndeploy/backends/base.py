@@ -2,7 +2,7 @@
 
 A backend is an object with a ``name``, the set of NIR node type names it ``supports``
 (derived from the registries of the stages it uses, never typed by hand), ``check(graph, dt)``
-which refuses before anything runs what it cannot run, and ``run(graph, spikes, dt) ->
+and ``check_input(x)`` which refuse before anything runs what it cannot run, and ``run(graph, spikes, dt) ->
 RunResult``. ``graph`` is an :class:`~snndeploy.ir.analysed.AnalysedGraph` (a plain NIR graph is
 analysed on the way in). Every record in a RunResult is on the *NIR timeline*: entry ``[b, t]``
 is the event caused by input step ``t`` of sample ``b`` as NIR's instantaneous Affine/Linear

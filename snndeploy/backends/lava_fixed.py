@@ -69,6 +69,9 @@ class LavaFixedBackend:
     def check(self, graph, dt: float) -> None:
         fixed_plan_for(graph, dt, self.name)
 
+    def check_input(self, x) -> None:
+        check_binary(x, self.name)
+
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
         ag = as_analysed(graph)
         x = G.check_input(ag.graph, spikes)

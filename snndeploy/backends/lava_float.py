@@ -79,6 +79,9 @@ class LavaFloatBackend:
     def check(self, graph, dt: float) -> None:
         self.plan(graph, dt)
 
+    def check_input(self, x) -> None:
+        """Any finite numbers run here (checked with the graph's input shape in ``run``)."""
+
     def run(self, graph, spikes, dt, progress=None) -> RunResult:
         ag = as_analysed(graph)
         x = G.check_input(ag.graph, spikes)

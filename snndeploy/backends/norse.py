@@ -108,6 +108,9 @@ class NorseBackend:
         """Refuse, before anything runs, what this backend cannot run (named)."""
         check_supported(as_analysed(graph), self.name, self.supports)
 
+    def check_input(self, x) -> None:
+        """Any finite numbers run here (checked with the graph's input shape in ``run``)."""
+
     def run(self, graph, spikes: np.ndarray, dt: float, progress=None) -> RunResult:
         import torch
 

@@ -22,8 +22,8 @@ admits the numpy globals an array needs, so a foreign pickle cannot run code.
 
 from __future__ import annotations
 
-import gzip
 import pickle
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -31,6 +31,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import DatasetError
+from ..util.memory import MEMORY_HEADROOM, available_memory_bytes
 
 #: the fixed split of the digits set
 DIGITS_TEST_FRACTION = 0.25
@@ -96,10 +97,21 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if raw[:2] == GZIP_MAGIC:
+        avail = available_memory_bytes()
+        limit = int(MEMORY_HEADROOM * avail) if avail else 0  # 0: no limit known
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
+            out = z.decompress(raw, limit)
+        except zlib.error as exc:
             raise DatasetError(f"{path}: corrupt gzip stream ({exc})") from exc
+        if z.unconsumed_tail:  # a small file that inflates past the memory budget (a gzip bomb)
+            raise DatasetError(
+                f"{path}: inflates to more than {limit / 2**30:.1f} GiB, the memory this machine "
+                "may plan to use; refused before allocating it"
+            )
+        if not z.eof:
+            raise DatasetError(f"{path}: corrupt gzip stream (truncated)")
+        return out
     return raw
 
 
@@ -220,7 +232,7 @@ def read_cifar_batch(path) -> Tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{path}: not a CIFAR-10 python batch (unpickling failed: {exc})") from exc
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: not a CIFAR-10 python batch: holds a {type(d).__name__}, expected a dict")
-    d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    d = {k.decode("utf8", errors="replace") if isinstance(k, bytes) else k: v for k, v in d.items()}
     for key in ("data", "labels"):
         if key not in d:
             hint = " (this looks like CIFAR-100: 'fine_labels')" if "fine_labels" in d else ""

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..ir import graph as G
 from ..ir.analysed import AnalysedGraph, as_analysed
 from .agreement import Tolerances, accuracy, compare_pair, merge_pairs, predictions, readout_description
+from .inputs import check_labels
 from .memory import chunk_size
 from .run import checked_backends, run_backends
 
@@ -110,9 +111,11 @@ def compare_runs(
     check_backend_names(names)
     energy_target(target)  # a bad target fails before anything runs
     ag = as_analysed(graph)
-    backends = checked_backends(ag, names, dt)  # so does a node any backend refuses
     x = G.check_input(ag.graph, spikes, where=input_desc)
+    backends = checked_backends(ag, names, dt, x)  # so does a node or an input any backend refuses
     n, steps = int(x.shape[0]), int(x.shape[1])
+    if labels is not None:
+        labels = check_labels(labels, n, input_desc, n_classes=int(np.prod(ag.shape(ag.output_node))))
     size = chunk_size(ag, n, steps, names, chunk)
     merged = _Merged(list(names))
     for start in range(0, n, size):

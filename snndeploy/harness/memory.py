@@ -12,31 +12,16 @@ import numpy as np
 
 from ..errors import InputError
 from ..ir.analysed import as_analysed
+from ..util.memory import MEMORY_HEADROOM, available_memory_bytes  # noqa: F401 (tests patch it here)
 
 #: every backend records every node's output (and each neuron's v) over time in float64
 RECORD_BYTES = 8
-
-
-#: a run may plan to use at most this fraction of the memory the OS reports available
-MEMORY_HEADROOM = 0.8
 
 
 #: an automatic chunk takes at most 1/3 of that: the one running, and two thirds left free (a chunk
 #: sized to fill it was OOM-killed when a test suite started beside it). Only one sample's records
 #: are kept from chunk to chunk, for the plots.
 CHUNK_MEMORY_SHARES = 3
-
-
-def available_memory_bytes() -> Optional[int]:
-    """``MemAvailable`` from /proc/meminfo, or None where that cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def record_bytes_per_sample(graph, steps: int, n_backends: int) -> int:
@@ -63,7 +48,7 @@ def check_memory(graph, samples: int, steps: int, names: Sequence[str]) -> None:
         f"{samples} samples x {steps} steps on {len(names)} backend(s) ({', '.join(names)}) would "
         f"record about {per_sample * samples / 2**30:.1f} GiB (every node's output and every neuron's "
         f"v in float64, per backend); this machine has {avail / 2**30:.1f} GiB available. "
-        f"Use --samples {fits} or fewer (or fewer backends)"
+        f"At most {fits} samples fit: use an input with fewer samples (or fewer backends)"
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -29,12 +29,15 @@ def _progress_bar(name: str):
     return bar, update
 
 
-def checked_backends(graph, names: Sequence[str], dt: float) -> List[Backend]:
-    """The backends named, each having checked that it can run ``graph`` (an analysed graph): an unknown
-    name or a node some backend refuses fails here, before any backend has run."""
+def checked_backends(graph, names: Sequence[str], dt: float, x: Optional[np.ndarray] = None) -> List[Backend]:
+    """The backends named, each having checked that it can run ``graph`` (an analysed graph) and the
+    input ``x``: an unknown name, a node or an input some backend refuses fails here, before any
+    backend has run."""
     backends = [get_backend(n) for n in names]
     for b in backends:
         b.check(graph, dt)
+        if x is not None:
+            b.check_input(x)
     return backends
 
 
@@ -47,7 +50,7 @@ def run_backends(
     backends: Sequence[Backend] = (),
 ) -> Dict[str, RunResult]:
     """Run each backend on the same input (records refused up front when they would not fit in memory)."""
-    backends = list(backends) or checked_backends(graph, names, dt)
+    backends = list(backends) or checked_backends(graph, names, dt, spikes)
     check_memory(graph, int(spikes.shape[0]), int(spikes.shape[1]), names)
     results = {}
     for b in backends:

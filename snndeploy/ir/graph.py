@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import GraphError, InputError
 from ..util.files import atomic_path
+from ..util.memory import check_fits
 
 if TYPE_CHECKING:
     import nir
@@ -37,6 +38,7 @@ def load_graph(path) -> nir.NIRGraph:
         raise InputError(f"graph path '{path}' is not a file")
     if not h5py.is_hdf5(str(path)):
         raise GraphError(f"'{path}' is not a NIR file (NIR files are HDF5; this file is not)")
+    check_parameter_sizes(path)
     try:
         graph = nir.read(str(path))
     except Exception as exc:  # nir raises many types; keep the cause
@@ -45,6 +47,29 @@ def load_graph(path) -> nir.NIRGraph:
         raise GraphError(f"'{path}' holds a single {type(graph).__name__} node, not a NIRGraph")
     validate_graph(graph, where=str(path))
     return graph
+
+
+def check_parameter_sizes(path) -> None:
+    """Refuse, from the HDF5 headers alone, a file whose parameters would not fit in memory once read
+    (a small file can hold compressed datasets of 10^9 elements, which ``nir.read`` would allocate)."""
+    import h5py
+
+    sizes = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            sizes.append((int(np.prod(obj.shape, dtype=np.float64)) * 8, name, obj.shape))
+
+    try:
+        with h5py.File(str(path), "r") as f:
+            f.visititems(visit)
+    except (OSError, RuntimeError) as exc:
+        raise GraphError(f"'{path}' could not be read as HDF5: {exc}") from exc
+    if sizes:
+        total = sum(s for s, _, _ in sizes)
+        _, name, shape = max(sizes)
+        # read once by nir, once more as float64 records: twice the float64 size
+        check_fits(2 * total, f"'{path}': its parameters (largest: dataset '{name}' of shape {tuple(shape)})")
 
 
 def save_graph(graph, path) -> None:
@@ -64,7 +89,10 @@ def graph_dt(graph, dt: Optional[float], where: str = "graph") -> float:
     meta = getattr(graph, "metadata", None) or {}
     stored = meta.get(META_DT)
     if stored is not None:
-        stored = float(np.asarray(stored))
+        arr = np.asarray(stored)
+        if arr.size != 1 or arr.dtype.kind not in "iuf":
+            raise GraphError(f"{where}: metadata '{META_DT}' is {stored!r}; expected one number of seconds")
+        stored = float(arr.reshape(-1)[0])
     if dt is None and stored is None:
         raise InputError(
             f"{where} carries no dt in its metadata (key '{META_DT}'); "
@@ -87,12 +115,13 @@ def graph_config(graph) -> dict:
     raw = meta.get(META_CONFIG)
     if raw is None:
         return {}
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf8")
     try:
-        return json.loads(str(raw))
-    except json.JSONDecodeError as exc:
+        cfg = json.loads(raw.decode("utf8") if isinstance(raw, bytes) else str(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GraphError(f"graph metadata '{META_CONFIG}' is not valid JSON: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise GraphError(f"graph metadata '{META_CONFIG}' is a JSON {type(cfg).__name__}; expected an object")
+    return cfg
 
 
 def io_nodes(graph) -> Tuple[str, str]:

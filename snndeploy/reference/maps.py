@@ -24,14 +24,14 @@ from typing import Callable, Dict
 import numpy as np
 
 from ..errors import GraphError
-from .records import MapParams, SynapseParams, _field, _io_shapes, _matrix, _pair, _shape_of
+from .records import MapParams, SynapseParams, _field, _io_shapes, _matrix, _pair, _shape_of, real_array
 
 # --------------------------------------------------------------------------- records
 
 
 def affine_params(name: str, node) -> SynapseParams:
     w = _matrix(name, node)
-    b = np.asarray(node.bias, dtype=np.float64).reshape(-1)
+    b = real_array(name, node, "bias", node.bias).reshape(-1)
     if b.shape != (w.shape[0],):
         raise GraphError(
             f"node '{name}' (Affine) field 'bias' has shape {b.shape}, "
@@ -54,7 +54,7 @@ def scale_params(name: str, node) -> MapParams:
 
 def conv2d_params(name: str, node) -> MapParams:
     i, o = _io_shapes(name, node)
-    w = np.asarray(node.weight, dtype=np.float64)
+    w = real_array(name, node, "weight", node.weight)
     if w.ndim != 4:
         raise GraphError(
             f"node '{name}' (Conv2d) field 'weight' has shape {w.shape}, expected (C_out, C_in/groups, kh, kw)"
@@ -62,7 +62,7 @@ def conv2d_params(name: str, node) -> MapParams:
     groups = int(node.groups)
     if groups < 1 or i[0] != w.shape[1] * groups or w.shape[0] % groups:
         raise GraphError(f"node '{name}' (Conv2d): weight {w.shape} with groups={groups} does not fit input {i}")
-    bias = np.zeros(w.shape[0]) if node.bias is None else np.asarray(node.bias, dtype=np.float64).reshape(-1)
+    bias = np.zeros(w.shape[0]) if node.bias is None else real_array(name, node, "bias", node.bias).reshape(-1)
     if bias.size == 1 and w.shape[0] != 1:
         bias = np.full(w.shape[0], float(bias[0]))
     if bias.shape != (w.shape[0],):

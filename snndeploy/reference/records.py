@@ -117,11 +117,23 @@ def _shape_of(name: str, node) -> Tuple[int, ...]:
     return tuple(int(x) for x in np.asarray(out).reshape(-1))
 
 
+def real_array(name: str, node, field: str, value) -> np.ndarray:
+    """``value`` as float64, refusing what is not real numbers (strings, bool, complex, objects) by name:
+    a silent coercion (True -> 1.0, a complex part dropped) would run a different network."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise GraphError(
+            f"node '{name}' ({type(node).__name__}) field '{field}' holds values of type {arr.dtype}; "
+            "expected real numbers"
+        )
+    return arr.astype(np.float64)
+
+
 def _field(name: str, node, field: str, shape: Tuple[int, ...]) -> np.ndarray:
     value = getattr(node, field, None)
     if value is None:
         raise GraphError(f"node '{name}' ({type(node).__name__}) has no field '{field}'")
-    arr = np.asarray(value, dtype=np.float64)
+    arr = real_array(name, node, field, value)
     try:
         arr = np.broadcast_to(arr, shape).copy()
     except ValueError:
@@ -142,7 +154,7 @@ def _positive(name: str, kind: str, field: str, arr: np.ndarray) -> np.ndarray:
 
 
 def _matrix(name: str, node) -> np.ndarray:
-    w = np.asarray(node.weight, dtype=np.float64)
+    w = real_array(name, node, "weight", node.weight)
     if w.ndim != 2:
         raise GraphError(
             f"node '{name}' ({type(node).__name__}) field 'weight' has shape {w.shape}, expected (out, in)"

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 
 #: prefix of every temporary file; a crash can leave one behind only if the process is SIGKILLed
 TMP_PREFIX = ".tmp-"
@@ -30,19 +30,26 @@ def _umask_mode() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+    An OSError (disk full, read-only file system, no such place) becomes an :class:`OutputError`
+    naming the file."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}-", dir=str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}-", dir=str(folder))
+    except OSError as exc:
+        raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     try:
         os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from exc
         raise
 
 
@@ -108,6 +115,8 @@ def check_out_dir(path, option: str = "--out") -> Path:
     if path is None or str(path).strip() == "":
         raise InputError(f"{option} is empty; give a folder to write into")
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{option} '{path}' is a symbolic link to nothing")
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} '{path}' exists and is not a folder")
     base = _nearest_existing(path)
@@ -125,5 +134,7 @@ def check_out_file(path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} '{path}' is a folder; give a file name")
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{option} '{path}' is a symbolic link to nothing")
     check_out_dir(path.parent if str(path.parent) else Path("."), option=f"{option} '{path}': folder")
     return path
