@@ -353,7 +353,47 @@ CASES = [
         2,
         "inflates to more than",
     ),
+    (
+        "qat-lr-nan",
+        lambda t: ["qat", "--from", str(_empty_checkpoint(t)), "--lr", "nan", "--out", str(t / "q")],
+        2,
+        "--lr must be a finite number > 0, got nan",
+    ),
+    ("out-in-proc", lambda t: compare(t, out="/proc/snndeploy-x"), 2, "cannot write into '/proc'"),
+    (
+        "cifar-keys-not-utf8",
+        lambda t: [
+            "train",
+            "--model",
+            "cifar10_mlp",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(_cifar_bad_keys(t)),
+            "--out",
+            str(t / "tr"),
+        ],
+        2,
+        "lacks the key b'data'",
+    ),
 ]
+
+
+def _empty_checkpoint(tmp):
+    (tmp / "ck").mkdir()
+    (tmp / "ck" / "checkpoint.pt").write_bytes(b"")
+    return tmp / "ck"
+
+
+def _cifar_bad_keys(tmp):
+    """A CIFAR-10 folder whose first batch is a dict with keys that are not UTF-8."""
+    import pickle
+
+    d = tmp / "cifar"
+    d.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (d / name).write_bytes(pickle.dumps({b"\xff\xfe": 1, b"\x80": 2}))
+    return d
 
 
 def _strings_in_tau(tmp):

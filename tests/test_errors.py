@@ -167,3 +167,19 @@ def test_markdown_cells_are_escaped():
     lines = text.splitlines()
     assert len(lines) == 3  # header, rule, one row: the newline did not split the row
     assert lines[2] == "| `a\\|b c'd` | 1\\|2 |"
+
+
+def test_record_folders_of_sigkilled_runs_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    import tempfile
+
+    from snndeploy.runtime.lava import RECORD_DIR_PREFIX, remove_stale_record_folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead_pid = 2**22 + 12345  # above Linux's default pid_max (2**22): no such process
+    assert not os.path.exists(f"/proc/{dead_pid}")
+    (tmp_path / f"{RECORD_DIR_PREFIX}{dead_pid}-abc").mkdir()
+    (tmp_path / f"{RECORD_DIR_PREFIX}{dead_pid}-abc" / "0-spk.npy").write_bytes(b"x" * 100)
+    (tmp_path / f"{RECORD_DIR_PREFIX}{os.getpid()}-def").mkdir()
+    (tmp_path / "someone-elses").mkdir()
+    remove_stale_record_folders()
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{RECORD_DIR_PREFIX}{os.getpid()}-def", "someone-elses"])

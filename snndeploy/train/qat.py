@@ -120,13 +120,13 @@ def evaluate_fixed(model, in_shape, cfg, x_enc, y) -> dict:
 
 
 def _check_args(from_dir, epochs, lr) -> Path:
-    ckpt = Path(from_dir) / "checkpoint.pt"
-    if not ckpt.is_file():
-        raise InputError(f"no checkpoint at {ckpt}; train first (snndeploy train ... --out {from_dir})")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
         raise InputError(f"--epochs must be a whole number >= 1, got {epochs!r}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise InputError(f"--lr must be a finite number > 0, got {lr}")
+    ckpt = Path(from_dir) / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise InputError(f"no checkpoint at {ckpt}; train first (snndeploy train ... --out {from_dir})")
     return ckpt
 
 

@@ -122,8 +122,11 @@ def check_out_dir(path, option: str = "--out") -> Path:
     base = _nearest_existing(path)
     if not base.is_dir():
         raise InputError(f"{option} '{path}': '{base}' is a file, so no folder can be made under it")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise InputError(f"{option} '{path}': cannot write into '{base}' (permission or read-only file system)")
+    try:  # the one sure test: create (and at once remove) a nameless file there
+        with tempfile.TemporaryFile(dir=str(base)):
+            pass
+    except OSError as exc:
+        raise InputError(f"{option} '{path}': cannot write into '{base}': {exc.strerror or exc}") from None
     return path
 
 
