@@ -259,7 +259,7 @@ def _run_steps(net: _Network, fac: LavaFactories, progress, name: str) -> float:
     cfg = Loihi2SimCfg(select_tag=fac.tag)
     chunk = max(1, -(-net.steps // PROGRESS_CHUNKS))
     done = 0
-    limit = timeout_for(net.steps, len(net.keep))
+    limit = timeout_for(net.steps, len(net.keep) + sum(len(g) for g in net.procs.values()))
     with children_die_with_us(), Watchdog(name, limit) as wd:
         try:
             while done < net.steps:

@@ -98,15 +98,17 @@ def live_children(pid: Optional[int] = None) -> Dict[int, str]:
 
 
 def timeout_for(steps: int, processes: int) -> float:
-    """The wall-clock limit of a run: ``TIMEOUT_ENV`` if set, else generous for the job's size
-    (60 s plus 5 ms per Lava step per process; measured here: about 0.3 ms)."""
+    """The wall-clock limit of a run: ``TIMEOUT_ENV`` if set, else generous for the job's size:
+    120 s, plus 1 s per process (forking and building them; ~600 processes took over 80 s on a busy
+    2-core machine here), plus 10 ms per Lava step per process (measured: about 0.3 ms)."""
     raw = os.environ.get(TIMEOUT_ENV)
     if raw:
         value = float(raw)
         if not value > 0:
             raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
         return value
-    return 60.0 + 5e-3 * steps * max(1, processes)
+    processes = max(1, processes)
+    return 120.0 + 1.0 * processes + 1e-2 * steps * processes
 
 
 class Watchdog:
