@@ -1,13 +1,15 @@
 """snndeploy: train spiking networks in Norse, export to NIR, run on Lava, compare.
 
-The package is organised as a pipeline (see README.md):
+The package reads as the pipeline; one folder per stage (docs/architecture.md):
 
-- ``graph``: loading, validating and ordering NIR graphs (NIR is the IR).
-- ``dynamics``: the reference discrete-time equations, as pure step functions.
+- ``frontends``: models in (our Norse exporter) -> ``nir.NIRGraph``.
+- ``ir``: loading and validating NIR graphs, and the analysed graph every stage shares.
+- ``reference``: what each node type means (record + reference step/forward): the living definition.
+- ``lower``: Lava plans, float and Loihi fixed point; ``runtime``: running a plan on Lava, watched.
 - ``backends``: one module per backend behind one small interface.
-- ``harness``: spike/prediction agreement, first divergence, accuracy.
-- ``synops``: synaptic-operation counts and energy from ``targets/``.
-- ``train`` / ``export``: Norse training and our own Norse -> NIR exporter.
+- ``energy``: NeuroBench operation counts, energy per target, Loihi 2 core estimate.
+- ``harness``: inputs, memory, running, agreement, comparison in chunks.
+- ``report``: Markdown and HTML; ``train``: Norse training and QAT; ``data``: datasets, encoders.
 
 Torch and Lava are imported lazily, only by the parts that need them.
 """
