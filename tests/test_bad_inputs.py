@@ -376,6 +376,22 @@ CASES = [
         2,
         "lacks the key b'data'",
     ),
+    (
+        "cifar-data-by-reference",
+        lambda t: [
+            "train",
+            "--model",
+            "cifar10_mlp",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(_cifar_by_reference(t)),
+            "--out",
+            str(t / "tr"),
+        ],
+        2,
+        "expected a numpy array",
+    ),
 ]
 
 
@@ -393,6 +409,20 @@ def _cifar_bad_keys(tmp):
     d.mkdir()
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         (d / name).write_bytes(pickle.dumps({b"\xff\xfe": 1, b"\x80": 2}))
+    return d
+
+
+def _cifar_by_reference(tmp):
+    """A CIFAR batch whose 'data' lists one array 10^4 times by reference: about 30 KB on disk, 30 MB
+    once stacked (the ratio grows with the count: a pickle file bounds nothing here)."""
+    import pickle
+
+    d = tmp / "cifar-ref"
+    d.mkdir()
+    row = np.zeros((1, 3072), np.uint8)
+    batch = pickle.dumps({b"data": [row] * 10_000, b"labels": [0] * 10_000})
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (d / name).write_bytes(batch)
     return d
 
 

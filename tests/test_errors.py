@@ -145,7 +145,12 @@ def test_a_failing_group_write_leaves_no_file_and_no_temporary_file(tmp_path, mo
     monkeypatch.setattr(files.Path, "write_bytes", fail_second)
     with pytest.raises(OutputError, match="No space left"):
         files.write_files(tmp_path / "rep", {"a.json": b"1", "b.md": b"2", "c.html": b"3"})
-    assert sorted(os.listdir(tmp_path / "rep")) == []
+    assert not (tmp_path / "rep").exists()  # neither the files, nor a temporary file, nor the folder made for them
+    (tmp_path / "kept").mkdir()
+    calls.clear()
+    with pytest.raises(OutputError):
+        files.write_files(tmp_path / "kept", {"a.json": b"1", "b.md": b"2"})
+    assert os.listdir(tmp_path / "kept") == []  # a folder that existed stays
 
 
 def test_written_files_follow_the_umask(tmp_path):

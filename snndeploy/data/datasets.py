@@ -239,7 +239,9 @@ def read_cifar_batch(path) -> Tuple[np.ndarray, np.ndarray]:
             raise DatasetError(
                 f"{path}: CIFAR-10 batch lacks the key b'{key}'; keys: {', '.join(sorted(map(str, d)))}{hint}"
             )
-    data = np.asarray(d["data"])
+    if not isinstance(d["data"], np.ndarray):  # a list can repeat one array by reference: tiny file, huge array
+        raise DatasetError(f"{path}: b'data' is a {type(d['data']).__name__}, expected a numpy array")
+    data = d["data"]
     n_pix = int(np.prod(CIFAR10_SHAPE))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != n_pix:
         raise DatasetError(

@@ -64,9 +64,16 @@ def write_files(out_dir, files: Dict[str, bytes]) -> List[Path]:
     """Write several files under ``out_dir``: every temporary file first, then every rename, so that
     a failure while writing any of them leaves none of them (and no temporary file) behind."""
     out_dir = Path(out_dir)
-    with contextlib.ExitStack() as stack:
-        for name, data in files.items():
-            stack.enter_context(atomic_path(out_dir / name)).write_bytes(data)
+    created = not out_dir.exists()
+    try:
+        with contextlib.ExitStack() as stack:
+            for name, data in files.items():
+                stack.enter_context(atomic_path(out_dir / name)).write_bytes(data)
+    except BaseException:
+        if created:  # the folder was made for these files: gone with them
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     return [out_dir / name for name in files]
 
 
