@@ -63,8 +63,19 @@ def _alive(pid):
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-def _start(tmp_path, env_extra=None, samples=600):
-    tmpdir = tmp_path / "tmp"
+@pytest.fixture
+def short_tmp():
+    """A TMPDIR with a short path (multiprocessing's AF_UNIX sockets live there: 108 bytes at most)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="sdf-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _start(tmp_path, env_extra=None, samples=600, tmpdir=None):
+    tmpdir = tmpdir if tmpdir is not None else tmp_path / "tmp"
     tmpdir.mkdir(exist_ok=True)
     x = (np.random.default_rng(0).random((samples, 40, 12)) < 0.3).astype(np.float64)
     np.savez(tmp_path / "in.npz", spikes=x)
@@ -128,8 +139,8 @@ def _assert_clean(tmpdir, tmp_path):
     assert not (tmp_path / "rep").exists(), "a report folder was written"
 
 
-def test_a_lava_child_killed_mid_run_ends_the_run_with_exit_3(tmp_path):
-    proc, tmpdir = _start(tmp_path)
+def test_a_lava_child_killed_mid_run_ends_the_run_with_exit_3(tmp_path, short_tmp):
+    proc, tmpdir = _start(tmp_path, tmpdir=short_tmp)
     kids = _wait_for_lava(proc)
     victim = max(kids)  # the last one Lava forked: a process model
     everything = _descendants(proc.pid)
@@ -141,8 +152,8 @@ def test_a_lava_child_killed_mid_run_ends_the_run_with_exit_3(tmp_path):
     _assert_clean(tmpdir, tmp_path)
 
 
-def test_sigint_to_the_process_group_exits_130_promptly(tmp_path):
-    proc, tmpdir = _start(tmp_path)
+def test_sigint_to_the_process_group_exits_130_promptly(tmp_path, short_tmp):
+    proc, tmpdir = _start(tmp_path, tmpdir=short_tmp)
     _wait_for_lava(proc)
     everything = _descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: every process of the group
@@ -152,8 +163,8 @@ def test_sigint_to_the_process_group_exits_130_promptly(tmp_path):
     _assert_clean(tmpdir, tmp_path)
 
 
-def test_sigterm_exits_143_and_cleans_up(tmp_path):
-    proc, tmpdir = _start(tmp_path)
+def test_sigterm_exits_143_and_cleans_up(tmp_path, short_tmp):
+    proc, tmpdir = _start(tmp_path, tmpdir=short_tmp)
     _wait_for_lava(proc)
     everything = _descendants(proc.pid)
     os.kill(proc.pid, signal.SIGTERM)
@@ -190,3 +201,36 @@ def test_a_full_tmpdir_fails_before_the_run_with_exit_3(tmp_path):
         _assert_clean(tmpdir, tmp_path)
     finally:
         subprocess.run(["umount", str(tmpdir)], check=False)
+
+
+def test_what_a_sigkilled_run_leaves_in_tmpdir_is_swept_by_the_next_run(tmp_path, short_tmp):
+    """SIGKILL cannot be handled: the record folder (and multiprocessing's folder) stay, named with the
+    dead process id; the next Lava run removes them, and itself leaves nothing."""
+    proc, tmpdir = _start(tmp_path, tmpdir=short_tmp)
+    _wait_for_lava(proc)
+    everything = _descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    _finish(proc, everything)  # Lava's processes die with their parent (PR_SET_PDEATHSIG)
+    left = os.listdir(tmpdir)
+    assert left and all(n.startswith(f"snndeploy-lava-{proc.pid}-") for n in left), left
+    x = (np.random.default_rng(0).random((2, 5, 12)) < 0.3).astype(np.float64)
+    np.savez(tmp_path / "small.npz", spikes=x)
+    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(REPO))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snndeploy",
+        "run",
+        str(GRAPH),
+        "--backend",
+        "lava-float",
+        "--input",
+        str(tmp_path / "small.npz"),
+        "--dt",
+        "1e-4",
+        "--out",
+        str(tmp_path / "o.npz"),
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert os.listdir(tmpdir) == []

@@ -105,6 +105,27 @@ def import_lava() -> None:
     import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
 
 
+#: Linux's limit on an AF_UNIX socket path, bytes (sun_path)
+UNIX_PATH_MAX = 108
+
+
+def own_multiprocessing_tempdir() -> None:
+    """Give multiprocessing (whose managers Lava starts) a temporary folder named like our record
+    folders, unless it has one already: removed at exit as multiprocessing's own ``pymp-*`` would be,
+    and swept by :func:`remove_stale_record_folders` when this process was SIGKILLed (its ``pymp-*``
+    would stay in TMPDIR for good)."""
+    import atexit
+    import multiprocessing.process
+
+    config = multiprocessing.process.current_process()._config
+    base = tempfile.gettempdir()
+    # the managers' AF_UNIX sockets go in there: keep "<folder>/listener-xxxxxxxx" under the 108-byte limit
+    if config.get("tempdir") is None and len(base) + len(RECORD_DIR_PREFIX) + 40 < UNIX_PATH_MAX:
+        folder = tempfile.mkdtemp(prefix=f"{RECORD_DIR_PREFIX}{os.getpid()}-m", dir=base)
+        config["tempdir"] = folder
+        atexit.register(shutil.rmtree, folder, True)
+
+
 #: the drive source's channels, in the order of ``NeuronLowering.drives`` columns
 DRIVE_CHANNELS = ("step 0", "step 1", "every step", "every step from step 1", "window's last step (mute)")
 
@@ -311,6 +332,7 @@ def run_plan(
     W = T + plan.topology.max_depth
     data, graded = input_data(x, W)
     remove_stale_record_folders()
+    own_multiprocessing_tempdir()
     with tempfile.TemporaryDirectory(prefix=f"{RECORD_DIR_PREFIX}{os.getpid()}-") as tmp:
         net = _Network(Path(tmp), B * W)
         net.source = Source(data=fac.source_data(data))
