@@ -48,7 +48,7 @@ def compose_linear(p, value: AffineMap) -> AffineMap:
     return AffineMap(weights, bias)
 
 
-def _sum_maps(maps: List[AffineMap], node: str) -> AffineMap:
+def sum_maps(maps: List[AffineMap], node: str) -> AffineMap:
     sizes = {m.bias.size for m in maps}
     if len(sizes) != 1:
         raise GraphError(f"node '{node}': incoming edges carry {sorted(sizes)} values; summed edges must match")

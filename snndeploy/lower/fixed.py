@@ -31,16 +31,16 @@ from .quantize import (
     WEIGHT_MAX_MIXED,
     WEIGHT_MAX_SINGLE_SIGN,
     QuantizationError,
-    _err,
-    _finite,
-    _row_sums,
+    check_finite,
     choose_scale,
+    quant_error,
     quantize_bias,
     quantize_decays,
     quantize_threshold,
     quantize_weights,
     representable_weights,
     round_half_away,
+    row_sums,
     sign_mode_of,
 )
 
@@ -139,8 +139,8 @@ class FixedPlan:
 def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerReport]:
     """Quantize one population and the projections into it (``conns``: float Conns with dst = nl.node)."""
     for c in conns:
-        _finite(nl.node, f"weight (from '{c.via or c.src}')", c.weight)
-    _finite(nl.node, "bias", nl.bias)
+        check_finite(nl.node, f"weight (from '{c.via or c.src}')", c.weight)
+    check_finite(nl.node, "bias", nl.bias)
     du, dv = quantize_decays(nl)
     ws = [np.asarray(c.weight, dtype=np.float64) for c in conns]
     scale, limit = choose_scale(nl, ws)
@@ -149,10 +149,10 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
     pairs = [_quantize_conn(nl.node, c, w, scale, limit) for c, w in zip(conns, ws)]
     fconns = [fc for fc, _ in pairs]
     scaled = [fc.weight * 2**fc.weight_exp for fc in fconns]
-    pos, neg = _row_sums(scaled) if fconns else (np.zeros(nl.size), np.zeros(nl.size))
+    pos, neg = row_sums(scaled) if fconns else (np.zeros(nl.size), np.zeros(nl.size))
     step_max = int(np.max(np.maximum(pos, neg))) if nl.size else 0
     if step_max > A_OUT_MAX:
-        raise _err(nl.node, "weight", step_max, f"one step of input can reach {step_max} > {A_OUT_MAX} (16-bit)")
+        raise quant_error(nl.node, "weight", step_max, f"one step of input can reach {step_max} > {A_OUT_MAX} (16-bit)")
     b_raw = bias_mant * 2**bias_exp
     up, down = pos * 2**ACT_SHIFT + np.clip(b_raw, 0, None), neg * 2**ACT_SHIFT + np.clip(-b_raw, 0, None)
     finite = np.isfinite(nl.vth)
@@ -179,13 +179,13 @@ def _quantize_conn(node: str, c, w: np.ndarray, scale: float, limit: str) -> Tup
     """One projection's 8-bit weights and exponent at the population's scale, and what it cost."""
     where = f"weight (from '{c.via or c.src}')"
     if not np.any(w):
-        raise _err(node, where, 0.0, "the projection is all zeros")
+        raise quant_error(node, where, 0.0, "the projection is all zeros")
     w_raw = w * scale / 2.0**ACT_SHIFT
     q, e = quantize_weights(w_raw)
     step = 2 if sign_mode_of(w_raw) == "mixed" else 1
     wmax = WEIGHT_MAX_MIXED if step == 2 else WEIGHT_MAX_SINGLE_SIGN
     if not np.any(q):
-        raise _err(
+        raise quant_error(
             node,
             where,
             float(np.max(np.abs(w))),
@@ -193,7 +193,7 @@ def _quantize_conn(node: str, c, w: np.ndarray, scale: float, limit: str) -> Tup
             "small relative to the threshold",
         )
     if not np.array_equal(representable_weights(q), q):
-        raise _err(node, where, int(np.max(np.abs(q))), "not representable in 8 bits")
+        raise quant_error(node, where, int(np.max(np.abs(q))), "not representable in 8 bits")
     err = np.abs(q * 2.0 ** (e + ACT_SHIFT) / scale - w)
     clipped = int(np.sum(step * round_half_away(np.abs(w_raw) / 2.0**e / step) > wmax))
     report = ConnReport(
@@ -263,10 +263,10 @@ def validate_fixed_plan(fp: FixedPlan) -> None:
         ):
             bad = (np.asarray(a) < lo) | (np.asarray(a) > hi)
             if np.any(bad):
-                raise _err(n, field, int(np.asarray(a).reshape(-1)[int(np.argmax(bad))]), f"outside {lo}..{hi}")
+                raise quant_error(n, field, int(np.asarray(a).reshape(-1)[int(np.argmax(bad))]), f"outside {lo}..{hi}")
     for c in fp.conns:
         if not -WEIGHT_EXP_MAX <= c.weight_exp <= WEIGHT_EXP_MAX:
-            raise _err(
+            raise quant_error(
                 c.dst,
                 f"weight_exp (from '{c.via or c.src}')",
                 c.weight_exp,
@@ -275,7 +275,7 @@ def validate_fixed_plan(fp: FixedPlan) -> None:
         rep = representable_weights(c.weight)
         if not np.array_equal(rep, c.weight):
             i = int(np.argmax((rep != c.weight).reshape(-1)))
-            raise _err(
+            raise quant_error(
                 c.dst,
                 f"weight (from '{c.via or c.src}')",
                 int(c.weight.reshape(-1)[i]),

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import GraphError, UnsupportedNodeError
 from ..ir.analysed import AnalysedGraph, as_analysed, check_supported
 from ..reference import IO_TYPES, MAPS
-from .chains import AffineMap, _sum_maps, compose_linear
+from .chains import AffineMap, compose_linear, sum_maps
 from .neurons import NEURON_LOWERINGS, U_BIAS_KINDS, NeuronLowering, PlanFor
 
 #: linear (instantaneous) node types that the plan composes into Dense weights: every reference map
@@ -191,7 +191,7 @@ def _compose_maps(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], ctx: Pl
             continue
         for q in ag.preds(n):
             _check_source(q, n, neurons, ctx)
-        value = _sum_maps([maps[q] for q in ag.preds(n)], n)
+        value = sum_maps([maps[q] for q in ag.preds(n)], n)
         p = ag.record(n)
         want = int(np.prod(p.in_shape))
         if value.bias.size != want:
@@ -237,7 +237,7 @@ def _wire_population(ag: AnalysedGraph, n: str, neurons, maps, wiring: _Wiring, 
     fwd = [q for q in ag.preds(n) if not ag.is_back_edge(q, n)]
     if not fwd:
         return
-    value = _sum_maps([maps[q] for q in fwd], n)
+    value = sum_maps([maps[q] for q in fwd], n)
     if value.bias.size != nl.size:
         raise GraphError(f"edges into '{n}' carry {value.bias.size} values, node has {nl.size} neurons")
     via = _via(ag, fwd, neurons)
@@ -275,7 +275,7 @@ def _wire_output(ag: AnalysedGraph, neurons, maps, wiring: _Wiring, ctx: PlanFor
                 ctx.supported,
                 why=f"it is fed by '{q}' directly; Lava records the Output through synapses or from one neuron",
             )
-    value = _sum_maps([maps[q] for q in preds], n)
+    value = sum_maps([maps[q] for q in preds], n)
     via = _via(ag, preds, neurons)
     for src, w in value.weights.items():
         wiring.conns.append(Conn(src, n, w, graded=False, via=via))

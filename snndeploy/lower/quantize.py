@@ -77,7 +77,7 @@ class QuantizationError(GraphError):
     """A plan value that cannot be represented in Loihi's fixed point."""
 
 
-def _err(node: str, field: str, value, why: str) -> QuantizationError:
+def quant_error(node: str, field: str, value, why: str) -> QuantizationError:
     return QuantizationError(f"cannot quantize layer '{node}' field '{field}' = {value}: {why}")
 
 
@@ -133,12 +133,12 @@ def quantize_decays(nl) -> Tuple[np.ndarray, np.ndarray]:
     """(du_int, dv_int): ``du_int = round(du*4096) - DS_OFFSET``, ``dv_int = round(dv*4096) - DM_OFFSET``."""
     out = []
     for field, d, offset in (("du", nl.du, DS_OFFSET), ("dv", nl.dv, DM_OFFSET)):
-        _finite(nl.node, field, d)
+        check_finite(nl.node, field, d)
         q = round_half_away(np.asarray(d) * DECAY_UNITY) - offset
         bad = (q < 0) | (q > DECAY_MAX)
         if np.any(bad):
             i = int(np.argmax(bad))
-            raise _err(
+            raise quant_error(
                 nl.node,
                 field,
                 float(d[i]),
@@ -149,24 +149,24 @@ def quantize_decays(nl) -> Tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _finite(node: str, field: str, a: np.ndarray, allow_inf: bool = False) -> None:
+def check_finite(node: str, field: str, a: np.ndarray, allow_inf: bool = False) -> None:
     a = np.asarray(a, dtype=np.float64)
     bad = np.isnan(a) if allow_inf else ~np.isfinite(a)
     if np.any(bad):
         i = int(np.argmax(bad.reshape(-1)))
-        raise _err(node, field, float(a.reshape(-1)[i]), f"not a finite number (element {i})")
+        raise quant_error(node, field, float(a.reshape(-1)[i]), f"not a finite number (element {i})")
 
 
-def _row_sums(ws: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def row_sums(ws: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     """Per neuron (positive row sum, |negative row sum|): the extremes of one step of binary spikes."""
     pos = sum(np.clip(w, 0, None).sum(axis=1) for w in ws)
     neg = sum(np.clip(-w, 0, None).sum(axis=1) for w in ws)
     return pos, neg
 
 
-def _row_input_bound(ws: List[np.ndarray]) -> np.ndarray:
+def row_input_bound(ws: List[np.ndarray]) -> np.ndarray:
     """Largest |sum| of one step of binary spikes, per neuron."""
-    return np.maximum(*_row_sums(ws))
+    return np.maximum(*row_sums(ws))
 
 
 def choose_scale(nl, ws: List[np.ndarray]) -> Tuple[float, str]:
@@ -178,14 +178,14 @@ def choose_scale(nl, ws: List[np.ndarray]) -> Tuple[float, str]:
     peak = max((float(np.max(np.abs(w))) for w in ws if w.size), default=0.0)
     if peak > 0:
         bounds["weights"] = WEIGHT_MAX_SINGLE_SIGN * 2.0 ** (ACT_SHIFT + WEIGHT_EXP_MAX) / peak
-        rows = float(np.max(_row_input_bound(ws)))
+        rows = float(np.max(row_input_bound(ws)))
         # margin: rounding may add half a step per weight
         bounds["16-bit input"] = A_OUT_MAX * 2.0**ACT_SHIFT / (rows * (1 + 2.0**-6))
     bmax = float(np.max(np.abs(nl.bias))) if nl.bias.size else 0.0
     if bmax > 0:
         bounds["bias"] = BIAS_MANT_MAX * 2.0**BIAS_EXP_MAX / bmax
     if not bounds:
-        raise _err(nl.node, "scale", 0, "no threshold, weight or bias sets a scale (all are zero)")
+        raise quant_error(nl.node, "scale", 0, "no threshold, weight or bias sets a scale (all are zero)")
     limit = min(bounds, key=bounds.get)
     return bounds[limit], limit
 
@@ -202,27 +202,27 @@ def quantize_bias(node: str, b_raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]
         mant = np.where(over, round_half_away(b_raw / 2.0**exp), mant)
     if np.any(np.abs(mant) > BIAS_MANT_MAX):
         i = int(np.argmax(np.abs(mant)))
-        raise _err(node, "bias", float(b_raw[i]), f"raw bias exceeds {BIAS_MANT_MAX} << {BIAS_EXP_MAX}")
+        raise quant_error(node, "bias", float(b_raw[i]), f"raw bias exceeds {BIAS_MANT_MAX} << {BIAS_EXP_MAX}")
     return mant.astype(np.int64), exp
 
 
 def quantize_threshold(nl, scale: float) -> np.ndarray:
     """vth mantissa: ``round(vth * S / 2**6)`` in 0..VTH_MAX; +inf (LI) becomes VTH_MAX."""
-    _finite(nl.node, "vth", nl.vth, allow_inf=not nl.spiking)
+    check_finite(nl.node, "vth", nl.vth, allow_inf=not nl.spiking)
     if np.any(nl.vth < 0):
         i = int(np.argmax(nl.vth < 0))
-        raise _err(
+        raise quant_error(
             nl.node, "vth", float(nl.vth[i]), "a negative threshold (v_threshold < v_reset) is not representable"
         )
     raw = np.where(np.isfinite(nl.vth), nl.vth, 0.0) * scale / 2.0**VTH_SHIFT
     q = np.where(np.isfinite(nl.vth), round_half_away(raw), VTH_MAX)
     if np.any(q > VTH_MAX):
         i = int(np.argmax(q))
-        raise _err(nl.node, "vth", float(nl.vth[i]), f"mantissa {int(q[i])} exceeds {VTH_BITS} bits")
+        raise quant_error(nl.node, "vth", float(nl.vth[i]), f"mantissa {int(q[i])} exceeds {VTH_BITS} bits")
     lost = (q == 0) & (nl.vth > 0)
     if np.any(lost):
         i = int(np.argmax(lost))
-        raise _err(
+        raise quant_error(
             nl.node,
             "vth",
             float(nl.vth[i]),

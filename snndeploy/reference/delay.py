@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GraphError
-from .records import DelayParams, _field, _shape_of
+from .records import DelayParams, read_field, shape_of
 
 
 def delay_params(name: str, node) -> DelayParams:
-    shape = _shape_of(name, node)
-    delay = _field(name, node, "delay", shape)
+    shape = shape_of(name, node)
+    delay = read_field(name, node, "delay", shape)
     if np.any(delay < 0):
         raise GraphError(f"node '{name}' (Delay) field 'delay' must be >= 0 seconds, got {float(delay.min())}")
     return DelayParams(name, shape, delay)

@@ -24,13 +24,13 @@ from typing import Callable, Dict
 import numpy as np
 
 from ..errors import GraphError
-from .records import MapParams, SynapseParams, _field, _io_shapes, _matrix, _pair, _shape_of, real_array
+from .records import MapParams, SynapseParams, io_shapes, read_field, read_matrix, read_pair, real_array, shape_of
 
 # --------------------------------------------------------------------------- records
 
 
 def affine_params(name: str, node) -> SynapseParams:
-    w = _matrix(name, node)
+    w = read_matrix(name, node)
     b = real_array(name, node, "bias", node.bias).reshape(-1)
     if b.shape != (w.shape[0],):
         raise GraphError(
@@ -43,17 +43,17 @@ def affine_params(name: str, node) -> SynapseParams:
 
 
 def linear_params(name: str, node) -> SynapseParams:
-    w = _matrix(name, node)
+    w = read_matrix(name, node)
     return SynapseParams(name, "Linear", w, np.zeros(w.shape[0]))
 
 
 def scale_params(name: str, node) -> MapParams:
-    shape = _shape_of(name, node)
-    return MapParams(name, "Scale", shape, shape, {"scale": _field(name, node, "scale", shape)})
+    shape = shape_of(name, node)
+    return MapParams(name, "Scale", shape, shape, {"scale": read_field(name, node, "scale", shape)})
 
 
 def conv2d_params(name: str, node) -> MapParams:
-    i, o = _io_shapes(name, node)
+    i, o = io_shapes(name, node)
     w = real_array(name, node, "weight", node.weight)
     if w.ndim != 4:
         raise GraphError(
@@ -74,13 +74,13 @@ def conv2d_params(name: str, node) -> MapParams:
         if pad not in ("same", "valid"):
             raise GraphError(f"node '{name}' (Conv2d) field 'padding' is '{pad}', expected 'same', 'valid' or integers")
     else:
-        pad = _pair(name, node, "padding", pad)
+        pad = read_pair(name, node, "padding", pad)
     attrs = {
         "weight": w,
         "bias": bias,
-        "stride": _pair(name, node, "stride", node.stride),
+        "stride": read_pair(name, node, "stride", node.stride),
         "padding": pad,
-        "dilation": _pair(name, node, "dilation", node.dilation),
+        "dilation": read_pair(name, node, "dilation", node.dilation),
         "groups": groups,
     }
     return MapParams(name, "Conv2d", i, o, attrs)
@@ -88,10 +88,10 @@ def conv2d_params(name: str, node) -> MapParams:
 
 def _pool_params(kind: str):
     def read(name: str, node) -> MapParams:
-        i, o = _io_shapes(name, node)
+        i, o = io_shapes(name, node)
         if len(i) != 3:
             raise GraphError(f"node '{name}' ({kind}) input type {i}, expected (C, H, W)")
-        attrs = {f: _pair(name, node, f, getattr(node, f)) for f in ("kernel_size", "stride", "padding")}
+        attrs = {f: read_pair(name, node, f, getattr(node, f)) for f in ("kernel_size", "stride", "padding")}
         if min(attrs["kernel_size"]) < 1 or min(attrs["stride"]) < 1:
             raise GraphError(f"node '{name}' ({kind}): kernel_size and stride must be >= 1, got {attrs}")
         return MapParams(name, kind, i, o, attrs)
@@ -110,7 +110,7 @@ def flatten_params(name: str, node) -> MapParams:
     """Flatten: start_dim/end_dim count over the per-sample shape (no batch axis), as NIR's
     ``calc_flatten_output`` does. Flattening a C-ordered array keeps the element order, so
     the map is a reshape from the input type to the output type; they must hold as many values."""
-    i, o = _io_shapes(name, node)
+    i, o = io_shapes(name, node)
     if int(np.prod(i)) != int(np.prod(o)):
         raise GraphError(
             f"node '{name}' (Flatten): input type {i} and output type {o} hold different numbers of values"

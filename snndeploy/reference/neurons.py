@@ -45,93 +45,93 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from .records import NeuronParams, _field, _positive, _shape_of
+from .records import NeuronParams, positive, read_field, shape_of
 
 # --------------------------------------------------------------------------- records
 
 
 def lif_params(name: str, node) -> NeuronParams:
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "LIF",
         shape,
-        r=_field(name, node, "r", shape),
-        v_leak=_field(name, node, "v_leak", shape),
-        tau=_positive(name, "LIF", "tau", _field(name, node, "tau", shape)),
-        v_threshold=_field(name, node, "v_threshold", shape),
-        v_reset=_field(name, node, "v_reset", shape),
+        r=read_field(name, node, "r", shape),
+        v_leak=read_field(name, node, "v_leak", shape),
+        tau=positive(name, "LIF", "tau", read_field(name, node, "tau", shape)),
+        v_threshold=read_field(name, node, "v_threshold", shape),
+        v_reset=read_field(name, node, "v_reset", shape),
     )
 
 
 def if_params(name: str, node) -> NeuronParams:
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "IF",
         shape,
-        r=_field(name, node, "r", shape),
+        r=read_field(name, node, "r", shape),
         v_leak=np.zeros(shape),
         tau=None,
-        v_threshold=_field(name, node, "v_threshold", shape),
-        v_reset=_field(name, node, "v_reset", shape),
+        v_threshold=read_field(name, node, "v_threshold", shape),
+        v_reset=read_field(name, node, "v_reset", shape),
     )
 
 
 def li_params(name: str, node) -> NeuronParams:
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "LI",
         shape,
-        r=_field(name, node, "r", shape),
-        v_leak=_field(name, node, "v_leak", shape),
-        tau=_positive(name, "LI", "tau", _field(name, node, "tau", shape)),
+        r=read_field(name, node, "r", shape),
+        v_leak=read_field(name, node, "v_leak", shape),
+        tau=positive(name, "LI", "tau", read_field(name, node, "tau", shape)),
         v_threshold=None,
         v_reset=None,
     )
 
 
 def cuba_lif_params(name: str, node) -> NeuronParams:
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "CubaLIF",
         shape,
-        r=_field(name, node, "r", shape),
-        v_leak=_field(name, node, "v_leak", shape),
-        tau=_positive(name, "CubaLIF", "tau_mem", _field(name, node, "tau_mem", shape)),
-        v_threshold=_field(name, node, "v_threshold", shape),
-        v_reset=_field(name, node, "v_reset", shape),
-        tau_syn=_positive(name, "CubaLIF", "tau_syn", _field(name, node, "tau_syn", shape)),
-        w_in=_field(name, node, "w_in", shape),
+        r=read_field(name, node, "r", shape),
+        v_leak=read_field(name, node, "v_leak", shape),
+        tau=positive(name, "CubaLIF", "tau_mem", read_field(name, node, "tau_mem", shape)),
+        v_threshold=read_field(name, node, "v_threshold", shape),
+        v_reset=read_field(name, node, "v_reset", shape),
+        tau_syn=positive(name, "CubaLIF", "tau_syn", read_field(name, node, "tau_syn", shape)),
+        w_in=read_field(name, node, "w_in", shape),
     )
 
 
 def cuba_li_params(name: str, node) -> NeuronParams:
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "CubaLI",
         shape,
-        r=_field(name, node, "r", shape),
-        v_leak=_field(name, node, "v_leak", shape),
-        tau=_positive(name, "CubaLI", "tau_mem", _field(name, node, "tau_mem", shape)),
+        r=read_field(name, node, "r", shape),
+        v_leak=read_field(name, node, "v_leak", shape),
+        tau=positive(name, "CubaLI", "tau_mem", read_field(name, node, "tau_mem", shape)),
         v_threshold=None,
         v_reset=None,
-        tau_syn=_positive(name, "CubaLI", "tau_syn", _field(name, node, "tau_syn", shape)),
-        w_in=_field(name, node, "w_in", shape),
+        tau_syn=positive(name, "CubaLI", "tau_syn", read_field(name, node, "tau_syn", shape)),
+        w_in=read_field(name, node, "w_in", shape),
     )
 
 
 def integrator_params(name: str, node) -> NeuronParams:
     """NIR ``I``: ``v <- v + r*I`` per step (no dt, as IF), output v, initial v = 0."""
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "I",
         shape,
-        r=_field(name, node, "r", shape),
+        r=read_field(name, node, "r", shape),
         v_leak=np.zeros(shape),
         tau=None,
         v_threshold=None,
@@ -141,7 +141,7 @@ def integrator_params(name: str, node) -> NeuronParams:
 
 def threshold_params(name: str, node) -> NeuronParams:
     """NIR ``Threshold``: ``z = I > threshold``, no state (r = 1, nothing to reset)."""
-    shape = _shape_of(name, node)
+    shape = shape_of(name, node)
     return NeuronParams(
         name,
         "Threshold",
@@ -149,7 +149,7 @@ def threshold_params(name: str, node) -> NeuronParams:
         r=np.ones(shape),
         v_leak=np.zeros(shape),
         tau=None,
-        v_threshold=_field(name, node, "threshold", shape),
+        v_threshold=read_field(name, node, "threshold", shape),
         v_reset=np.zeros(shape),
     )
 

@@ -110,7 +110,7 @@ class DelayParams:
         return np.round(k).astype(np.int64)
 
 
-def _shape_of(name: str, node) -> Tuple[int, ...]:
+def shape_of(name: str, node) -> Tuple[int, ...]:
     out = (node.output_type or {}).get("output")
     if out is None:
         raise GraphError(f"node '{name}' ({type(node).__name__}) has no output type")
@@ -129,7 +129,7 @@ def real_array(name: str, node, field: str, value) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _field(name: str, node, field: str, shape: Tuple[int, ...]) -> np.ndarray:
+def read_field(name: str, node, field: str, shape: Tuple[int, ...]) -> np.ndarray:
     value = getattr(node, field, None)
     if value is None:
         raise GraphError(f"node '{name}' ({type(node).__name__}) has no field '{field}'")
@@ -146,14 +146,14 @@ def _field(name: str, node, field: str, shape: Tuple[int, ...]) -> np.ndarray:
     return arr
 
 
-def _positive(name: str, kind: str, field: str, arr: np.ndarray) -> np.ndarray:
+def positive(name: str, kind: str, field: str, arr: np.ndarray) -> np.ndarray:
     if np.any(arr <= 0):
         bad = float(arr.reshape(-1)[np.argmax(arr.reshape(-1) <= 0)])
         raise GraphError(f"node '{name}' ({kind}) field '{field}' must be > 0 seconds, got {bad}")
     return arr
 
 
-def _matrix(name: str, node) -> np.ndarray:
+def read_matrix(name: str, node) -> np.ndarray:
     w = real_array(name, node, "weight", node.weight)
     if w.ndim != 2:
         raise GraphError(
@@ -164,7 +164,7 @@ def _matrix(name: str, node) -> np.ndarray:
     return w
 
 
-def _type_shape(name: str, node, port: str) -> Optional[Tuple[int, ...]]:
+def type_shape(name: str, node, port: str) -> Optional[Tuple[int, ...]]:
     types = node.input_type if port == "input" else node.output_type
     t = (types or {}).get(port)
     if t is None:
@@ -172,8 +172,8 @@ def _type_shape(name: str, node, port: str) -> Optional[Tuple[int, ...]]:
     return tuple(int(x) for x in np.asarray(t).reshape(-1))
 
 
-def _io_shapes(name: str, node) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-    i, o = _type_shape(name, node, "input"), _type_shape(name, node, "output")
+def io_shapes(name: str, node) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    i, o = type_shape(name, node, "input"), type_shape(name, node, "output")
     if i is None or o is None:
         raise GraphError(
             f"node '{name}' ({type(node).__name__}) has no input/output type; "
@@ -182,7 +182,7 @@ def _io_shapes(name: str, node) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     return i, o
 
 
-def _pair(name: str, node, field: str, value) -> Tuple[int, int]:
+def read_pair(name: str, node, field: str, value) -> Tuple[int, int]:
     arr = np.asarray(value).reshape(-1)
     if arr.size == 1:
         arr = np.repeat(arr, 2)
