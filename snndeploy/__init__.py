@@ -11,7 +11,21 @@ The package reads as the pipeline; one folder per stage (docs/architecture.md):
 - ``harness``: inputs, memory, running, agreement, comparison in chunks.
 - ``report``: Markdown and HTML; ``train``: Norse training and QAT; ``data``: datasets, encoders.
 
+The Python API (:mod:`snndeploy.api`): ``snndeploy.load``, ``snndeploy.export``, ``snndeploy.run``,
+``snndeploy.compare``; for a user's tests, :func:`snndeploy.testing.assert_equivalent`.
+
 Torch and Lava are imported lazily, only by the parts that need them.
 """
 
 __version__ = "0.1.0"
+
+#: the public API, imported on first use (``import snndeploy`` stays light)
+API = ("load", "export", "run", "compare", "Report")
+
+
+def __getattr__(name):
+    if name in API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'snndeploy' has no attribute '{name}'")

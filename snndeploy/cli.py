@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import List, Optional
 
+from . import __version__
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -33,6 +34,7 @@ DEMO_MODEL = "digits_mlp"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snndeploy", description="Train SNNs in Norse, export NIR, run on Lava, compare.")
     p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
+    p.add_argument("--version", action="version", version=f"snndeploy {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model from models/NAME.toml and export model.nir")
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _tolerance_args(p) -> None:
+    p.add_argument("--junit", help="also write the comparison as JUnit XML to this file (one case per pair and node)")
+    p.add_argument("--verbose", action="store_true", help="print the whole Markdown report, not the summary")
     from .harness.agreement import DEFAULT_MIN_PREDICTION_AGREEMENT, DEFAULT_MIN_SPIKE_AGREEMENT
 
     p.add_argument("--min-spike-agreement", type=float, default=DEFAULT_MIN_SPIKE_AGREEMENT)
@@ -180,11 +184,10 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args, extra_files=None) -> int:
+def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args) -> int:
+    from .api import Report
     from .harness.compare import compare_runs
-    from .report.html import render_html
-    from .report.markdown import render_markdown
-    from .util.files import json_bytes, write_files
+    from .util.files import write_bytes
 
     rep, results = compare_runs(
         graph,
@@ -198,15 +201,11 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args,
         args.target,
         chunk=getattr(args, "chunk", None),
     )
-    md = render_markdown(rep)
-    files = {
-        "report.json": json_bytes(rep),
-        "report.md": md.encode(),
-        "report.html": render_html(rep, results, graph).encode(),
-    }
-    files.update(extra_files or {})
-    written = write_files(args.out, files)
-    print(md)
+    report = Report(rep, results, graph)
+    written = report.write(args.out)
+    if getattr(args, "junit", None):
+        written.append(write_bytes(args.junit, report.junit().encode()))
+    print(report.markdown() if getattr(args, "verbose", False) else report.summary())
     print("wrote " + ", ".join(str(p) for p in written))
     return EXIT_OK if rep["passed"] else EXIT_NOT_PASSED
 
@@ -314,6 +313,8 @@ def _check_out(args) -> None:
         check_out_dir(args.out)
     elif kind == "file":
         check_out_file(args.out)
+    if getattr(args, "junit", None) is not None:
+        check_out_file(args.junit, option="--junit")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -139,3 +139,28 @@ def render_energy_markdown(backends: dict, reference: str, mapping: Optional[dic
             table(*resources_table(mapping)),
         ]
     return out
+
+
+def summary(rep: dict) -> str:
+    """What a terminal shows after a comparison: verdict, accuracy per backend, the worst node per
+    pair, energy per inference; the full tables are in the report files."""
+    head = rep.get("energy", {}).get("headline", "")
+    lines = [
+        f"snndeploy comparison: {'PASSED' if rep['passed'] else 'NOT PASSED'} "
+        f"({rep['samples']} samples x {rep['steps']} steps, reference {rep['reference']})"
+    ]
+    for name, b in rep["backends"].items():
+        lines.append(
+            f"  {name:<11} accuracy {pct(b['accuracy'])}, {b['energy_nj_per_sample']:.3f} nJ / inference "
+            f"({head}), {b['synops_per_sample']:.1f} SynOps / sample"
+        )
+    for p in rep["pairs"]:
+        worst = min(p["nodes"].items(), key=lambda kv: kv[1]["spike_agreement"], default=None)
+        node = "" if worst is None else f", worst node {worst[0]} {worst[1]['spike_agreement']:.6f}"
+        fd = p["first_divergence"]
+        first = "" if fd is None else f"; first divergence: node {fd['node']}, {divergence_text(fd)}"
+        lines.append(
+            f"  {p['a']} vs {p['b']}: {'passed' if p['passed'] else 'NOT passed'}, spike agreement "
+            f"{p['spike_agreement']:.6f}{node}, prediction agreement {pct(p['prediction_agreement'])}{first}"
+        )
+    return "\n".join(lines)
