@@ -60,7 +60,8 @@ def assert_equivalent(
             "no spike differs"
             if fd is None
             else (
-                f"first divergence at node '{fd['node']}', sample {fd['sample']}, step {fd['step']}, neuron {fd['neuron']}"
+                f"first divergence at node '{fd['node']}', sample {fd['sample']}, step {fd['step']}, "
+                f"neuron {fd['neuron']}"
             )
         )
         lines.append(

@@ -26,7 +26,9 @@ from ..errors import InputError
 from ..util.files import load_toml
 from .counts import COUNT_KEYS
 
-TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
+#: the targets shipped with the package: ``snndeploy/resources/targets`` links to the top-level
+#: ``targets/`` (the source of truth) in a checkout, and is a copy of it inside a wheel
+TARGETS_DIR = Path(__file__).resolve().parents[1] / "resources" / "targets"
 #: what a target is: runs the spiking network, or the same weights as a non-spiking baseline
 TARGET_KINDS = ("snn", "ann")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from ..errors import InputError
 from ..util.files import load_toml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "models"
+#: the model configs shipped with the package: ``snndeploy/resources/models`` links to the top-level
+#: ``models/`` (the source of truth) in a checkout, and is a copy of it inside a wheel
+MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
 #: the top-level keys every model config has
 REQUIRED_KEYS = ("name", "dataset", "dt", "model", "encoding", "train")
 
