@@ -1,5 +1,11 @@
 """Our Norse -> NIR exporter (``norse.torch.to_nir`` 1.1.0 is not used; see README).
 
+Models: this project's networks (an ordered ``layers`` ModuleDict), and a user's ``nn.Sequential``
+or Norse ``SequentialState``, nested as deep as they like; the leaves become a chain of NIR nodes
+named by their module path (``block.0``). ``Dropout`` and ``Identity`` are identities (eval mode).
+A container with its own ``forward`` is not traced yet, and recurrent cells are not exported yet:
+both are refused naming the module path, its type and what is supported.
+
 A dict from module type to a small mapper function. Every mapper writes full
 per-neuron float32 numpy arrays, time constants in seconds, and keeps biases.
 The graph carries ``dt`` (seconds) and our config (encoding, readout) in its
@@ -9,7 +15,7 @@ metadata so that ``compare`` can encode inputs identically.
 from __future__ import annotations
 
 import json
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -129,10 +135,67 @@ def export_lif_cell(name: str, m, dt: float, shape):
     )
 
 
-def _neuron_exporters() -> Dict[type, Callable]:
-    from norse.torch import LIBoxCell, LIFBoxCell, LIFCell
+def _check_dt(name: str, m, dt: float) -> None:
+    if abs(float(m.dt) - dt) > 1e-12:
+        raise GraphError(f"module '{name}' uses dt={m.dt}, the model uses dt={dt}; NIR graphs have one dt")
 
-    return {LIFBoxCell: export_lif_box, LIFCell: export_lif_cell, LIBoxCell: export_li_box}
+
+def export_iaf_cell(name: str, m, dt: float, shape):
+    """Norse IAFCell: ``v <- v + x`` per step, spike, reset to v_reset; initial v = v_reset -> NIR IF
+    with r = 1 (this project's per-step IF, docs/semantics.md)."""
+    import nir
+
+    _check_dt(name, m, dt)
+    p = m.p
+    return nir.IF(r=np.ones(shape, np.float32), v_threshold=_np(p.v_th, shape), v_reset=_np(p.v_reset, shape))
+
+
+def export_li_cell(name: str, m, dt: float, shape):
+    """Norse LICell (current-based leaky integrator) -> NIR CubaLI, ``w_in = tau_syn / dt`` as LIFCell."""
+    import nir
+
+    _check_dt(name, m, dt)
+    p = m.p
+    tau_syn = 1.0 / _np(p.tau_syn_inv, shape)
+    return nir.CubaLI(
+        tau_syn=tau_syn,
+        tau_mem=1.0 / _np(p.tau_mem_inv, shape),
+        r=np.ones(shape, np.float32),
+        v_leak=_np(p.v_leak, shape),
+        w_in=(tau_syn / np.float32(dt)).astype(np.float32),
+    )
+
+
+def _neuron_exporters() -> Dict[type, Callable]:
+    from norse.torch import IAFCell, LIBoxCell, LICell, LIFBoxCell, LIFCell
+
+    return {
+        LIFBoxCell: export_lif_box,
+        LIFCell: export_lif_cell,
+        LIBoxCell: export_li_box,
+        LICell: export_li_cell,
+        IAFCell: export_iaf_cell,
+    }
+
+
+#: modules that are the identity in eval mode: no node
+IDENTITIES = (nn.Dropout, nn.Identity)
+
+
+def leaves(model: nn.Module, prefix: str = "") -> List[Tuple[str, nn.Module]]:
+    """The modules a model applies in order, named by path: our networks' ``layers``, or the leaves of
+    nested ``nn.Sequential`` / ``SequentialState`` containers; identities dropped."""
+    layers = getattr(model, "layers", None)
+    if isinstance(layers, nn.ModuleDict) and not isinstance(model, nn.Sequential):
+        return [(f"{prefix}{n}", m) for n, m in layers.items() if not isinstance(m, IDENTITIES)]
+    if isinstance(model, nn.Sequential):
+        out = []
+        for n, child in model.named_children():
+            out += leaves(child, f"{prefix}{n}.")
+        return out
+    if isinstance(model, IDENTITIES):
+        return []
+    return [(prefix.rstrip(".") or type(model).__name__, model)]
 
 
 def _exporters() -> Dict[type, Callable]:
@@ -152,9 +215,14 @@ def _refuse(name: str, m: nn.Module, exporters) -> None:
     own = getattr(m, "nir_refusal", None)
     if callable(own):
         raise GraphError(own(name))
+    hint = ""
+    if any(True for _ in m.children()):
+        hint = " (a container with its own forward is not traced yet: use nn.Sequential or SequentialState)"
+    if "Recurrent" in type(m).__name__:
+        hint = " (recurrent cells are not exported yet)"
+    supported = [t.__name__ for t in exporters] + [t.__name__ for t in IDENTITIES] + ["Sequential", "SequentialState"]
     raise GraphError(
-        f"module '{name}' of type {type(m).__name__} has no NIR exporter; "
-        f"supported: {', '.join(t.__name__ for t in exporters)}"
+        f"module '{name}' of type {type(m).__name__} has no NIR exporter{hint}; supported: {', '.join(supported)}"
     )
 
 
@@ -172,7 +240,8 @@ def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ..
 
 
 def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
-    """Export a model with an ordered ``layers`` ModuleDict (see networks.py) to a NIRGraph.
+    """Export a model (this project's networks, or nested ``nn.Sequential`` / ``SequentialState``) to a
+    NIRGraph, per sample ``in_shape`` (no batch or time axis), one time step ``dt`` in seconds.
 
     Every node gets explicit input/output types (nir 1.0.8 infers Conv2d shapes from the
     kernel height only), and neuron parameters are full per-neuron arrays of the node's shape.
@@ -184,7 +253,10 @@ def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges = []
     prev = "input"
-    for name, m in model.layers.items():
+    chain = leaves(model)
+    if not chain:
+        raise GraphError(f"model of type {type(model).__name__} has no module to export")
+    for name, m in chain:
         fn = exporters.get(type(m))
         if fn is None:
             _refuse(name, m, exporters)
@@ -197,10 +269,22 @@ def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
         prev, shape = name, out
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.append((prev, "output"))
-    metadata = {META_DT: float(dt)}
+    metadata = {META_DT: float(dt), META_EXPORTER: _provenance()}
     if config is not None:
         metadata[META_CONFIG] = json.dumps(config, sort_keys=True)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
+
+
+#: graph-metadata key: who wrote the graph (its conventions: per-step IF, tau in seconds, dt above)
+META_EXPORTER = "exporter"
+
+
+def _provenance() -> str:
+    import norse
+
+    from .. import __version__
+
+    return f"snndeploy {__version__} (Norse {getattr(norse, '__version__', '?')}, torch {torch.__version__})"
 
 
 def nirtorch_node_map(dt: float) -> Dict[type, Callable]:
