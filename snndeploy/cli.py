@@ -83,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="norse", help="whose records to count (default: norse)")
     e.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
 
+    x = sub.add_parser("export", help="export a user's Norse model (a factory returning the module) to NIR")
+    x.add_argument(
+        "--model", required=True, help="MODULE:FACTORY or path/to/file.py:FACTORY (a callable, no arguments)"
+    )
+    x.add_argument("--weights", help="a state_dict file (torch.save) to load into the module")
+    x.add_argument("--input-shape", required=True, help="per-sample input shape, e.g. 64 or 1,28,28")
+    x.add_argument("--dt", type=float, required=True, help="seconds per step")
+    x.add_argument("--out", required=True, help="the .nir file to write")
+
     q = sub.add_parser("qat", help="fixed-point-aware fine-tuning of a trained model (straight-through estimator)")
     q.add_argument("--from", dest="from_dir", required=True, help="a `snndeploy train` output folder")
     q.add_argument("--epochs", type=int, default=3)
@@ -291,7 +300,60 @@ def cmd_energy(args) -> int:
     return EXIT_OK
 
 
+def _factory(spec: str):
+    """The callable named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY``."""
+    import importlib
+    import importlib.util
+
+    if ":" not in spec:
+        raise InputError(f"--model '{spec}': expected MODULE:FACTORY or path/to/file.py:FACTORY")
+    where, name = spec.rsplit(":", 1)
+    try:
+        if where.endswith(".py"):
+            if not Path(where).is_file():
+                raise InputError(f"--model: file '{where}' does not exist")
+            loader = importlib.util.spec_from_file_location(Path(where).stem, where)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ImportError as exc:
+        raise InputError(f"--model: cannot import '{where}': {exc}") from exc
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise InputError(f"--model: '{where}' has no callable '{name}'")
+    return factory
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from .api import export
+
+    try:
+        shape = tuple(int(v) for v in args.input_shape.split(","))
+    except ValueError:
+        raise InputError(f"--input-shape '{args.input_shape}': expected integers separated by commas") from None
+    if not shape or min(shape) < 1:
+        raise InputError(f"--input-shape '{args.input_shape}': every size must be >= 1")
+    if not (args.dt > 0 and args.dt < float("inf")):
+        raise InputError(f"--dt must be a positive number of seconds, got {args.dt}")
+    model = _factory(args.model)()
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"--model '{args.model}' returned a {type(model).__name__}, not a torch.nn.Module")
+    if args.weights:
+        try:
+            state = torch.load(args.weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            raise InputError(f"--weights '{args.weights}' cannot be loaded into the model: {exc}") from None
+    graph = export(model.eval(), shape, args.dt, args.out)
+    print(f"wrote {args.out}: {len(graph.nodes)} nodes ({', '.join(graph.nodes)}), dt = {args.dt:g} s")
+    return EXIT_OK
+
+
 COMMANDS = {
+    "export": cmd_export,
     "qat": cmd_qat,
     "train": cmd_train,
     "run": cmd_run,
@@ -302,7 +364,7 @@ COMMANDS = {
 
 
 #: what each command's --out names: checked before any work (a typo must not cost hours of Lava)
-OUT_KINDS = {"train": "dir", "qat": "dir", "compare": "dir", "demo": "dir", "run": "file"}
+OUT_KINDS = {"train": "dir", "qat": "dir", "compare": "dir", "demo": "dir", "run": "file", "export": "file"}
 
 
 def _check_out(args) -> None:
