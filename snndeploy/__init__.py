@@ -17,7 +17,7 @@ The Python API (:mod:`snndeploy.api`): ``snndeploy.load``, ``snndeploy.export``,
 Torch and Lava are imported lazily, only by the parts that need them.
 """
 
-__version__ = "0.1.0"
+from .util.version import __version__  # noqa: F401
 
 #: the public API, imported on first use (``import snndeploy`` stays light)
 API = ("load", "export", "run", "compare", "Report")

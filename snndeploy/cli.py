@@ -15,7 +15,6 @@ import traceback
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -27,6 +26,7 @@ from .errors import (
     Interrupted,
     SnnDeployError,
 )
+from .util.version import __version__
 
 DEMO_MODEL = "digits_mlp"
 

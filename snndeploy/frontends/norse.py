@@ -282,7 +282,7 @@ META_EXPORTER = "exporter"
 def _provenance() -> str:
     import norse
 
-    from .. import __version__
+    from ..util.version import __version__
 
     return f"snndeploy {__version__} (Norse {getattr(norse, '__version__', '?')}, torch {torch.__version__})"
 
