@@ -35,6 +35,8 @@ from ..errors import Interrupted
 
 #: seconds between two liveness checks
 POLL_S = 0.2
+#: seconds to wait for a killed process to be gone
+REAP_S = 5.0
 #: seconds the shared-memory manager gets to shut down after an abort
 SHUTDOWN_GRACE_S = 5.0
 #: Linux prctl option: the signal a child gets when the thread that forked it dies
@@ -184,20 +186,33 @@ class Watchdog:
             self.kill_children()
 
     def kill_children(self) -> None:
-        """SIGKILL and reap every live process forked since the run began."""
-        for pid in set(live_children()) - self._before:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        """SIGKILL every live process forked since the run began, and wait until each is gone and reaped
+        (a process still running when the interpreter exits makes multiprocessing print a traceback)."""
         import multiprocessing
 
-        multiprocessing.active_children()  # reaps the ones multiprocessing started
-        for pid in list(self._seen):
-            with contextlib.suppress(OSError, ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+        pids = set(live_children()) - self._before
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for p in multiprocessing.active_children():  # joins (reaps) the ones multiprocessing started
+            if p.pid in pids or p.pid in self._seen:
+                multiprocessing.Process.join(p, REAP_S)  # the base join: Lava's SystemProcess.join takes no timeout
+        deadline = time.monotonic() + REAP_S
+        for pid in pids | set(self._seen):
+            while time.monotonic() < deadline:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break  # already reaped (by multiprocessing) or not our child
+                if done:
+                    break
+                time.sleep(0.01)
 
     def abandon(self, source) -> None:
         """End a run that cannot be stopped: kill Lava's process models, shut its shared-memory manager
         down (so that it unlinks its segments), kill what is left, and disarm the runtime's destructor."""
+        import multiprocessing
+
         self._stop.set()
         rt = getattr(source, "runtime", None)
         infra = getattr(rt, "_messaging_infrastructure", None)
@@ -205,7 +220,7 @@ class Watchdog:
             with contextlib.suppress(Exception):
                 if actor.is_alive():
                     os.kill(actor.pid, signal.SIGKILL)
-                actor.join(timeout=2.0)
+                multiprocessing.Process.join(actor, REAP_S)
         if rt is not None:
             rt._is_started = rt._is_running = False  # Runtime.__del__ would call stop() and wait forever
 
