@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="norse", help="whose records to count (default: norse)")
     e.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
 
+    _more_commands(sub)
+    return p
+
+
+def _more_commands(sub) -> None:
+    """The export, qat and demo commands' arguments."""
     x = sub.add_parser("export", help="export a user's Norse model (a factory returning the module) to NIR")
     x.add_argument(
         "--model", required=True, help="MODULE:FACTORY or path/to/file.py:FACTORY (a callable, no arguments)"
@@ -106,7 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--retrain", action="store_true", help="train even if a matching checkpoint exists")
     _tolerance_args(d)
-    return p
 
 
 def _tolerance_args(p) -> None:
@@ -300,31 +305,6 @@ def cmd_energy(args) -> int:
     return EXIT_OK
 
 
-def _factory(spec: str):
-    """The callable named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY``."""
-    import importlib
-    import importlib.util
-
-    if ":" not in spec:
-        raise InputError(f"--model '{spec}': expected MODULE:FACTORY or path/to/file.py:FACTORY")
-    where, name = spec.rsplit(":", 1)
-    try:
-        if where.endswith(".py"):
-            if not Path(where).is_file():
-                raise InputError(f"--model: file '{where}' does not exist")
-            loader = importlib.util.spec_from_file_location(Path(where).stem, where)
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except ImportError as exc:
-        raise InputError(f"--model: cannot import '{where}': {exc}") from exc
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise InputError(f"--model: '{where}' has no callable '{name}'")
-    return factory
-
-
 def cmd_export(args) -> int:
     import torch
 
@@ -338,7 +318,9 @@ def cmd_export(args) -> int:
         raise InputError(f"--input-shape '{args.input_shape}': every size must be >= 1")
     if not (args.dt > 0 and args.dt < float("inf")):
         raise InputError(f"--dt must be a positive number of seconds, got {args.dt}")
-    model = _factory(args.model)()
+    from .frontends.factory import load_factory
+
+    model = load_factory(args.model)()
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"--model '{args.model}' returned a {type(model).__name__}, not a torch.nn.Module")
     if args.weights:
