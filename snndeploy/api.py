@@ -16,7 +16,6 @@ Errors are :class:`snndeploy.errors.SnnDeployError` subclasses naming what and w
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -161,15 +160,9 @@ def compare(
         tol = Tolerances(**tolerances)
     else:
         tol = tolerances
-    for name, v in (
-        ("min_spike_agreement", tol.min_spike_agreement),
-        ("min_prediction_agreement", tol.min_prediction_agreement),
-    ):
-        if not 0 <= v <= 1:
-            raise InputError(f"{name} must be within [0, 1], got {v}")
     path = str(graph) if isinstance(graph, (str, Path)) else "(in memory)"
     ag, dt = _graph_and_dt(graph, dt)
     data, kept = compare_runs(
         ag, path, list(backends), spikes, labels, dt, input_desc, tol, target, show_progress=show_progress, chunk=chunk
     )
-    return Report(json.loads(json.dumps(data)), kept, ag)
+    return Report(data, kept, ag)

@@ -127,10 +127,6 @@ def _tolerance_args(p) -> None:
 def _tolerances(args):
     from .harness.agreement import Tolerances
 
-    for name in ("min_spike_agreement", "min_prediction_agreement"):
-        v = getattr(args, name)
-        if not 0 <= v <= 1:
-            raise InputError(f"--{name.replace('_', '-')} must be within [0, 1], got {v}")
     return Tolerances(args.min_spike_agreement, args.min_prediction_agreement)
 
 

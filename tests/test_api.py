@@ -131,3 +131,11 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"snndeploy {snndeploy.__version__}"
+
+
+@pytest.mark.parametrize("bad", [{"min_spike_agreement": 1.5}, {"min_prediction_agreement": float("nan")}])
+def test_tolerances_outside_0_1_are_refused_by_name(bad):
+    from snndeploy.errors import InputError
+
+    with pytest.raises(InputError, match=f"{next(iter(bad))} .* must be within \\[0, 1\\]"):
+        snndeploy.compare(_graph(), _spikes(), ["norse", "loihi-emu"], tolerances=bad)

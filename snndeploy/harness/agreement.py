@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..errors import InputError
 from ..ir.analysed import as_analysed
 
 DEFAULT_MIN_SPIKE_AGREEMENT = 0.999
@@ -29,6 +30,12 @@ DEFAULT_MIN_PREDICTION_AGREEMENT = 0.99
 class Tolerances:
     min_spike_agreement: float = DEFAULT_MIN_SPIKE_AGREEMENT
     min_prediction_agreement: float = DEFAULT_MIN_PREDICTION_AGREEMENT
+
+    def __post_init__(self):
+        for name in ("min_spike_agreement", "min_prediction_agreement"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:  # NaN fails too
+                raise InputError(f"{name} (--{name.replace('_', '-')}) must be within [0, 1], got {v}")
 
 
 def readout_description(graph) -> str:
