@@ -46,27 +46,33 @@ def export(model, input_shape, dt: float, path=None, config: Optional[dict] = No
     return graph
 
 
-def _graph_and_dt(graph, dt: Optional[float]):
+def _graph_and_conventions(graph, dt: Optional[float], exporter: Optional[str]):
+    """(analysed graph, Conventions): a path is read (repairs noted), then the exporter profile applies."""
     from .ir import graph as G
     from .ir.analysed import analyse
+    from .ir.exporters import prepare
 
-    where = "graph"
+    where, notes = "graph", []
     if isinstance(graph, (str, Path)):
         where = f"graph '{graph}'"
-        graph = G.load_graph(graph)
-    return analyse(graph, where=where), G.graph_dt(graph, dt, where=where)
+        graph, notes = G.read_graph(graph)
+    graph, conv = prepare(graph, exporter, dt, where=where, notes=notes)
+    return analyse(graph, where=where), conv
 
 
-def run(graph, spikes: np.ndarray, backend: str = "norse", dt: Optional[float] = None):
+def run(graph, spikes: np.ndarray, backend: str = "norse", dt: Optional[float] = None, exporter: Optional[str] = None):
     """Run one backend: a :class:`~snndeploy.backends.RunResult` (``outputs[node]`` is (batch, time,
     *shape) on the NIR timeline; ``states[node]["v"]`` where recorded). ``graph``: a path or a NIR graph;
-    ``dt`` in seconds, needed when the graph carries none."""
+    ``dt`` in seconds, needed when neither the graph nor ``exporter`` supplies one; ``exporter``: the
+    framework that wrote the graph (``snndeploy.ir.exporters.EXPORTERS``; docs/exporters.md)."""
     from .harness.run import run_backends
     from .ir import graph as G
 
-    ag, dt = _graph_and_dt(graph, dt)
+    ag, conv = _graph_and_conventions(graph, dt, exporter)
     x = G.check_input(ag.graph, spikes)
-    return run_backends(ag, [backend], x, dt, show_progress=False)[backend]
+    result = run_backends(ag, [backend], x, conv.dt, show_progress=False)[backend]
+    result.info["conventions"] = conv.as_dict()
+    return result
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,6 +148,7 @@ def compare(
     chunk: Optional[int] = None,
     input_desc: str = "spikes given by the caller",
     show_progress: bool = False,
+    exporter: Optional[str] = None,
 ) -> Report:
     """Run every backend on the same input and compare them with the first (the reference).
     ``tolerances``: a :class:`~snndeploy.harness.agreement.Tolerances` or a dict with
@@ -161,8 +168,19 @@ def compare(
     else:
         tol = tolerances
     path = str(graph) if isinstance(graph, (str, Path)) else "(in memory)"
-    ag, dt = _graph_and_dt(graph, dt)
+    ag, conv = _graph_and_conventions(graph, dt, exporter)
     data, kept = compare_runs(
-        ag, path, list(backends), spikes, labels, dt, input_desc, tol, target, show_progress=show_progress, chunk=chunk
+        ag,
+        path,
+        list(backends),
+        spikes,
+        labels,
+        conv.dt,
+        input_desc,
+        tol,
+        target,
+        show_progress=show_progress,
+        chunk=chunk,
+        conventions=conv.as_dict(),
     )
     return Report(data, kept, ag)

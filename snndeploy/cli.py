@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", required=True)
     r.add_argument("--input", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
+    _convention_args(r)
 
     c = sub.add_parser("compare", help="run several backends on the same input and compare them")
     c.add_argument("graph")
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--samples", type=int, help="with --dataset: how many test samples (default: all)")
     c.add_argument("--data-dir")
     c.add_argument("--out", required=True)
-    c.add_argument("--dt", type=float)
+    _convention_args(c)
     c.add_argument(
         "--chunk",
         type=int,
@@ -81,10 +81,24 @@ def _parser() -> argparse.ArgumentParser:
         help="headline target: targets/NAME.toml or a path (every target in targets/ is estimated too)",
     )
     e.add_argument("--backend", default="norse", help="whose records to count (default: norse)")
-    e.add_argument("--dt", type=float, help="seconds per step; required when the graph carries no dt")
+    _convention_args(e)
 
     _more_commands(sub)
     return p
+
+
+def _convention_args(p) -> None:
+    from .ir.exporters import EXPORTERS
+
+    p.add_argument(
+        "--exporter",
+        choices=list(EXPORTERS),
+        help="the framework that wrote the graph: supplies the dt it assumed and its conventions "
+        "(docs/exporters.md); default: the graph's metadata, else the NIR spec",
+    )
+    p.add_argument(
+        "--dt", type=float, help="seconds per step; overrides the exporter's; required when nothing supplies one"
+    )
 
 
 def _more_commands(sub) -> None:
@@ -178,8 +192,8 @@ def cmd_run(args) -> int:
     from .ir import graph as G
     from .util.files import npz_bytes, write_bytes
 
-    graph = G.load_graph(args.graph)
-    dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
+    graph, conv = _open(args)
+    dt = conv.dt
     spikes, _ = load_input_npz(args.input)
     x = G.check_input(graph, spikes, where=f"input '{args.input}'")
     from .backends import get_backend
@@ -194,7 +208,18 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args) -> int:
+def _open(args):
+    """The graph named on the command line in the reference's conventions, and those conventions;
+    warnings go to stderr at once (the compare report repeats them)."""
+    from .ir import graph as G
+
+    graph, conv = G.open_graph(args.graph, getattr(args, "exporter", None), getattr(args, "dt", None))
+    for w in conv.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return graph, conv
+
+
+def _compare_and_write(graph, graph_path, names, spikes, labels, conv, desc, args) -> int:
     from .api import Report
     from .harness.compare import compare_runs
     from .util.files import write_bytes
@@ -205,11 +230,12 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args)
         names,
         spikes,
         labels,
-        dt,
+        conv.dt,
         desc,
         _tolerances(args),
         args.target,
         chunk=getattr(args, "chunk", None),
+        conventions=conv.as_dict(),
     )
     report = Report(rep, results, graph)
     written = report.write(args.out)
@@ -222,10 +248,8 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, dt, desc, args)
 
 def cmd_compare(args) -> int:
     from .harness.inputs import dataset_input, load_input_npz
-    from .ir import graph as G
 
-    graph = G.load_graph(args.graph)
-    dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
+    graph, conv = _open(args)
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     from .backends import get_backend
 
@@ -238,7 +262,7 @@ def cmd_compare(args) -> int:
         desc = f"file {args.input}"
     else:
         spikes, labels, desc = dataset_input(graph, args.dataset, args.samples, args.data_dir)
-    return _compare_and_write(graph, args.graph, names, spikes, labels, dt, desc, args)
+    return _compare_and_write(graph, args.graph, names, spikes, labels, conv, desc, args)
 
 
 def cmd_demo(args) -> int:
@@ -266,12 +290,11 @@ def cmd_demo(args) -> int:
             f"({metrics['train_wall_s']:.0f} s on {metrics['device']})"
         )
     print(f"[2/3] exported {graph_path} (NIR, dt and encoding in metadata)")
-    graph = G.load_graph(graph_path)
-    dt = G.graph_dt(graph, None, where=str(graph_path))
+    graph, conv = G.open_graph(graph_path)
     spikes, labels, desc = dataset_input(graph, cfg["dataset"], args.samples)
     print(f"[3/3] comparing norse (float64) and lava-float on {len(spikes)} test samples")
     args.target = getattr(args, "target", "loihi")
-    return _compare_and_write(graph, str(graph_path), ["norse", "lava-float"], spikes, labels, dt, desc, args)
+    return _compare_and_write(graph, str(graph_path), ["norse", "lava-float"], spikes, labels, conv, desc, args)
 
 
 def cmd_energy(args) -> int:
@@ -283,8 +306,8 @@ def cmd_energy(args) -> int:
     from .ir import graph as G
     from .report.markdown import render_energy_markdown
 
-    graph = G.load_graph(args.graph)
-    dt = G.graph_dt(graph, args.dt, where=f"graph '{args.graph}'")
+    graph, conv = _open(args)
+    dt = conv.dt
     energy_target(args.target)  # a bad target fails before anything runs
     get_backend(args.backend)
     spikes, _ = load_input_npz(args.input)

@@ -1,5 +1,6 @@
 """Exit codes that mean one thing, checks before work, and atomic writes that leave nothing behind."""
 
+import json
 import os
 import stat
 
@@ -7,8 +8,9 @@ import nir
 import numpy as np
 import pytest
 
+import snndeploy
 from snndeploy.cli import main
-from snndeploy.errors import EXIT_BAD_INPUT, EXIT_RUNTIME, OutputError
+from snndeploy.errors import EXIT_BAD_INPUT, EXIT_NOT_PASSED, EXIT_RUNTIME, OutputError
 from snndeploy.report import markdown
 from snndeploy.util import files
 
@@ -81,47 +83,52 @@ def test_out_is_checked_before_any_backend_runs(tmp_path, monkeypatch, capsys, b
     assert "--out" in capsys.readouterr().err
 
 
-def test_every_backend_refuses_before_any_runs(tmp_path, monkeypatch, capsys):
-    """lava-fixed refuses a CubaLIF: the refusal comes before norse has run."""
-    from snndeploy.backends import norse
-
-    ran = []
-    real = norse.NorseBackend.run
-    monkeypatch.setattr(norse.NorseBackend, "run", lambda self, *a, **k: ran.append(1) or real(self, *a, **k))
+def _threshold_graph(tmp_path):
+    """A graph lava-fixed and loihi-emu refuse (a stateless Threshold) and the others run."""
     g = nir.NIRGraph(
         nodes={
             "in": nir.Input(input_type={"input": np.array([2])}),
-            "fc": nir.Linear(weight=np.ones((2, 2))),
-            "c": nir.CubaLIF(
-                tau_mem=np.full(2, 1e-2),
-                tau_syn=np.full(2, 5e-3),
-                r=np.ones(2),
-                v_leak=np.zeros(2),
-                v_threshold=np.ones(2),
-                v_reset=np.zeros(2),
-                w_in=np.ones(2),
-            ),
+            "fc": nir.Linear(weight=np.array([[1.0, 0.0], [0.5, 0.5]])),
+            "th": nir.Threshold(threshold=np.full(2, 0.4)),
             "out": nir.Output(output_type={"output": np.array([2])}),
         },
-        edges=[("in", "fc"), ("fc", "c"), ("c", "out")],
+        edges=[("in", "fc"), ("fc", "th"), ("th", "out")],
         metadata={"dt": DT},
     )
-    nir.write(str(tmp_path / "c.nir"), g)
+    nir.write(str(tmp_path / "t.nir"), g)
     np.savez(tmp_path / "in.npz", spikes=np.ones((1, 5, 2)))
-    rc = main(
-        [
-            "compare",
-            str(tmp_path / "c.nir"),
-            "--backends",
-            "norse,lava-fixed",
-            "--input",
-            str(tmp_path / "in.npz"),
-            "--out",
-            str(tmp_path / "rep"),
-        ]
-    )
-    assert rc == EXIT_BAD_INPUT and ran == []
-    assert "backend 'lava-fixed' cannot run node 'c' of type CubaLIF" in capsys.readouterr().err
+    return ["compare", str(tmp_path / "t.nir"), "--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / "rep")]
+
+
+def test_compare_goes_on_past_a_refusing_backend(tmp_path, capsys):
+    """lava-fixed refuses the Threshold node: norse and loihi-emu? no, loihi-emu refuses too; norse and
+    lava-float run and are compared, the refusal is listed (backend, node, type, reason), the report is
+    written and the exit code says "not passed"."""
+    rc = main(_threshold_graph(tmp_path) + ["--backends", "norse,lava-fixed,lava-float"])
+    assert rc == EXIT_NOT_PASSED
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["passed"] is False
+    assert [(r["backend"], r["node"], r["type"]) for r in rep["refused"]] == [("lava-fixed", "th", "Threshold")]
+    assert "Threshold" in rep["refused"][0]["reason"] and "12-bit decay" in rep["refused"][0]["reason"]
+    assert sorted(rep["backends"]) == ["lava-float", "norse"] and rep["reference"] == "norse"
+    (pair,) = rep["pairs"]
+    assert (pair["a"], pair["b"], pair["passed"]) == ("norse", "lava-float", True)
+    # the reference spikes (1*1 > 0.4 and 0.5+0.5 > 0.4 at every step): the agreement is not trivial
+    ref = snndeploy.run(str(tmp_path / "t.nir"), np.ones((1, 5, 2)), "norse").outputs["th"]
+    assert ref.sum() == 10
+    out = capsys.readouterr().out
+    assert "lava-fixed  REFUSED node th (Threshold)" in out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Refused" in md and "| lava-fixed | th | Threshold |" in md
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<h2>Refused" in html and "<td>th</td>" in html
+
+
+def test_every_backend_refuses_before_any_runs(tmp_path, monkeypatch, capsys):
+    """When no backend can run the graph, nothing runs, nothing is written, exit 2 with the refusal."""
+    rc = main(_threshold_graph(tmp_path) + ["--backends", "lava-fixed,loihi-emu"])
+    assert rc == EXIT_BAD_INPUT
+    assert "backend 'lava-fixed' cannot run node 'th' of type Threshold" in capsys.readouterr().err
     assert not (tmp_path / "rep").exists()
 
 

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import GraphError
-from ..ir.graph import META_CONFIG, META_DT
+from ..ir.exporters import META_DT, META_EXPORTER
+from ..ir.graph import META_CONFIG
 
 
 def _np(t, shape=None) -> np.ndarray:
@@ -269,14 +270,16 @@ def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
         prev, shape = name, out
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.append((prev, "output"))
-    metadata = {META_DT: float(dt), META_EXPORTER: _provenance()}
+    metadata = {META_DT: float(dt), META_EXPORTER: EXPORTER_PROFILE, META_WRITER: _provenance()}
     if config is not None:
         metadata[META_CONFIG] = json.dumps(config, sort_keys=True)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
 
 
-#: graph-metadata key: who wrote the graph (its conventions: per-step IF, tau in seconds, dt above)
-META_EXPORTER = "exporter"
+#: graph-metadata key: which program wrote the graph, with versions
+META_WRITER = "exporter"
+#: the exporter profile of what we write (snndeploy.ir.exporters: per-step IF, tau in seconds, dt above)
+EXPORTER_PROFILE = "snndeploy"
 
 
 def _provenance() -> str:

@@ -23,7 +23,7 @@ from ..ir.analysed import AnalysedGraph, as_analysed
 from .agreement import Tolerances, accuracy, compare_pair, merge_pairs, predictions, readout_description
 from .inputs import check_labels
 from .memory import chunk_size
-from .run import checked_backends, run_backends
+from .run import refusal, run_backends, split_refusals
 
 CHUNKS_HOW = (
     "samples run in chunks of this size, one Lava network per chunk; every figure is merged over all "
@@ -100,8 +100,15 @@ def compare_runs(
     target: str = DEFAULT_TARGET,
     show_progress: bool = True,
     chunk: Optional[int] = None,
+    conventions: Optional[dict] = None,
 ):
     """Run every backend on the same input and compare them: (report dict, {backend: RunResult}).
+
+    A backend that refuses a node of the graph does not stop the others: it is listed under
+    ``report["refused"]`` (backend, node, type, reason), the others run and are compared (the first
+    that runs is the reference), and the report does not pass. ``conventions`` (the exporter
+    profile, dt and the changes made on load, :class:`~snndeploy.ir.exporters.Conventions`) goes
+    into the report as given.
 
     The samples run in chunks (``chunk``, or automatically when all records would not fit in
     memory); agreement (also per step), first divergence, predictions and operation counts are
@@ -112,12 +119,15 @@ def compare_runs(
     energy_target(target)  # a bad target fails before anything runs
     ag = as_analysed(graph)
     x = G.check_input(ag.graph, spikes, where=input_desc)
-    backends = checked_backends(ag, names, dt, x)  # so does a node or an input any backend refuses
+    backends, refused = split_refusals(ag, names, dt, x)  # an input any backend refuses fails here
+    if not backends:
+        raise refused[0]
+    ran = [b.name for b in backends]
     n, steps = int(x.shape[0]), int(x.shape[1])
     if labels is not None:
         labels = check_labels(labels, n, input_desc, n_classes=int(np.prod(ag.shape(ag.output_node))))
-    size = chunk_size(ag, n, steps, names, chunk)
-    merged = _Merged(list(names))
+    size = chunk_size(ag, n, steps, ran, chunk)
+    merged = _Merged(ran)
     for start in range(0, n, size):
         if show_progress and size < n:
             why = " (records of all samples would not fit at once)" if chunk is None else ""
@@ -126,7 +136,7 @@ def compare_runs(
                 file=sys.stderr,
                 flush=True,
             )
-        results = run_backends(ag, names, x[start : start + size], dt, show_progress, backends)
+        results = run_backends(ag, ran, x[start : start + size], dt, show_progress, backends)
         merged.add(ag, results, start, tol)
         del results  # a chunk's records are freed before the next chunk runs
     report = {
@@ -135,7 +145,10 @@ def compare_runs(
         "input": input_desc,
         "samples": n,
         "steps": steps,
-        "reference": names[0],
+        "reference": ran[0],
+        "requested": list(names),
+        "refused": [refusal(e) for e in refused],
+        "conventions": dict(conventions or {}),
         "backends": {},
         "pairs": [],
         "accuracy_how": readout_description(ag),
@@ -147,7 +160,7 @@ def compare_runs(
         },
     }
     _fill_backends(report, ag, merged, labels, target, n)
-    report["passed"] = all(p["passed"] for p in report["pairs"])
+    report["passed"] = not refused and all(p["passed"] for p in report["pairs"])
     return report, merged.kept
 
 

@@ -41,6 +41,31 @@ def checked_backends(graph, names: Sequence[str], dt: float, x: Optional[np.ndar
     return backends
 
 
+def refusal(exc) -> dict:
+    """A backend's refusal of a node, as the report lists it."""
+    return {"backend": exc.backend, "node": exc.node, "type": exc.node_type, "reason": str(exc)}
+
+
+def split_refusals(graph, names: Sequence[str], dt: float, x: Optional[np.ndarray] = None):
+    """Like :func:`checked_backends`, but a backend that refuses a node is set aside with its refusal
+    instead of stopping everything: (backends that can run, their UnsupportedNodeErrors). Any other
+    error still stops."""
+    from ..errors import UnsupportedNodeError
+
+    backends, refused = [], []
+    for n in names:
+        b = get_backend(n)
+        try:
+            b.check(graph, dt)
+        except UnsupportedNodeError as exc:
+            refused.append(exc)
+            continue
+        if x is not None:
+            b.check_input(x)
+        backends.append(b)
+    return backends, refused
+
+
 def run_backends(
     graph,
     names: Sequence[str],

@@ -17,19 +17,27 @@ import numpy as np
 from ..errors import GraphError, InputError
 from ..util.files import atomic_path
 from ..util.memory import check_fits
+from .exporters import META_DT
 
 if TYPE_CHECKING:
     import nir
 
-#: Graph-metadata keys written by our exporter.
-META_DT = "dt"  # seconds per step (float)
+#: Graph-metadata keys written by our exporter (the exporter profile's key: :mod:`.exporters`).
 META_CONFIG = "snndeploy_config"  # JSON string: encoding, readout, model config
 
 
 def load_graph(path) -> nir.NIRGraph:
-    """Read a NIR file with type checking; errors name the file and the cause."""
+    """Read a NIR file with type checking; errors name the file and the cause (see :func:`read_graph`)."""
+    return read_graph(path)[0]
+
+
+def read_graph(path) -> Tuple[nir.NIRGraph, List[str]]:
+    """Read a NIR file: the type-checked graph and the repairs made to what the exporter wrote
+    (scalar parameters broadcast, a batch axis dropped; :mod:`.ingest`), one sentence each."""
     import h5py
-    import nir
+    from nir.serialization import hdf2dict
+
+    from .ingest import graph_from_raw
 
     path = Path(path)
     if not path.exists():
@@ -40,13 +48,31 @@ def load_graph(path) -> nir.NIRGraph:
         raise GraphError(f"'{path}' is not a NIR file (NIR files are HDF5; this file is not)")
     check_parameter_sizes(path)
     try:
-        graph = nir.read(str(path))
-    except Exception as exc:  # nir raises many types; keep the cause
+        with h5py.File(str(path), "r") as f:
+            if "node" not in f:
+                raise GraphError(f"'{path}' has no 'node' group: not a NIR file")
+            data = hdf2dict(f["node"])
+    except GraphError:
+        raise
+    except Exception as exc:  # h5py/nir raise many types; keep the cause
         raise GraphError(f"'{path}' could not be read as a NIR graph: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(graph, nir.NIRGraph):
-        raise GraphError(f"'{path}' holds a single {type(graph).__name__} node, not a NIRGraph")
+    if not isinstance(data, dict) or "nodes" not in data:
+        kind = data.get("type", "?") if isinstance(data, dict) else type(data).__name__
+        raise GraphError(f"'{path}' holds a single {kind!s} node, not a NIRGraph")
+    graph, notes = graph_from_raw(data, where=f"'{path}'")
     validate_graph(graph, where=str(path))
-    return graph
+    return graph, notes
+
+
+def open_graph(path, exporter: Optional[str] = None, dt: Optional[float] = None):
+    """Read a NIR file and put it in the reference's conventions: (graph, :class:`~.exporters.Conventions`).
+
+    The conventions say which exporter profile and dt apply and why, and list every change made
+    to the file's graph (repairs on load, the profile's rescaling) and every warning."""
+    from .exporters import prepare
+
+    graph, notes = read_graph(path)
+    return prepare(graph, exporter, dt, where=f"graph '{path}'", notes=notes)
 
 
 def check_parameter_sizes(path) -> None:

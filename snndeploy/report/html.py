@@ -233,7 +233,14 @@ def render_html(rep: dict, results: dict, graph) -> str:
         "</p>",
         "<h2>Accuracy and agreement</h2>",
     ]
+    parts += _conventions_html(rep.get("conventions") or {})
     parts += [table(*backends_table(rep)), table(*pairs_table(rep))]
+    if rep.get("refused"):
+        rows = [[r["backend"], r["node"], r["type"], r["reason"]] for r in rep["refused"]]
+        parts += [
+            "<h2>Refused (not run; the comparison does not pass)</h2>",
+            table(["backend", "node", "type", "reason"], rows),
+        ]
     parts.append(plot_accuracy(rep))
     parts.append(f"<h2>Spikes, sample {sample}</h2>")
     parts.append(plot_raster(rep, results, [i for i in [ag.input_node] if _binary(results, rep, i)] + layers, local))
@@ -251,6 +258,21 @@ def render_html(rep: dict, results: dict, graph) -> str:
         " Values marked <span class='est'>estimate</span> are not published measurements.</p></body></html>"
     )
     return "\n".join(parts)
+
+
+def _conventions_html(conv: dict) -> List[str]:
+    if not conv:
+        return []
+    items = [
+        f"exporter profile <code>{_e(conv['exporter'])}</code> ({_e(conv['exporter_from'])}); dt from "
+        f"{_e(conv['dt_from'])}; IF/Integrator integrate {_e(conv['if_integrator'])}"
+    ]
+    items += [
+        f"what <code>{_e(conv['exporter'])}</code>'s export cannot carry: {_e(x)}" for x in conv["exporter_loses"]
+    ]
+    items += [f"changed on load: {_e(x)}" for x in conv["notes"]]
+    items += [f"<span class='bad'>warning</span>: {_e(x)}" for x in conv["warnings"]]
+    return ["<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"]
 
 
 def _binary(results, rep, name) -> bool:

@@ -19,6 +19,10 @@ def render_junit(rep: dict) -> str:
     """One ``<testsuite>`` for the comparison; test cases in report order."""
     cases = []
     tol = rep["tolerances"]
+    for r in rep.get("refused") or []:
+        cases.append(
+            _case(f"snndeploy.{r['backend']}", "runs", f"refused node '{r['node']}' ({r['type']}): {r['reason']}")
+        )
     for pair in rep["pairs"]:
         cls = f"snndeploy.{pair['a']}_vs_{pair['b']}"
         for node, v in pair["nodes"].items():

@@ -59,11 +59,10 @@ def render_markdown(rep: dict) -> str:
         f"- input: {escape(rep['input'])}",
         f"- reference backend: `{escape(rep['reference'])}`; tolerances: spike agreement >= "
         f"{tol['min_spike_agreement']} per node, prediction agreement >= {tol['min_prediction_agreement']}",
-        "",
-        "## Backends",
-        "",
-        table(*backends_table(rep)),
     ]
+    out += conventions_markdown(rep.get("conventions") or {})
+    out += ["", "## Backends", "", table(*backends_table(rep))]
+    out += refused_markdown(rep.get("refused") or [])
     for pair in rep["pairs"]:
         out += _pair_markdown(pair)
     out += render_energy_markdown(rep["backends"], rep["reference"], rep.get("energy", {}).get("mapping"))
@@ -72,6 +71,32 @@ def render_markdown(rep: dict) -> str:
     how = rep.get("accuracy_how", "argmax over classes of the output summed over time")
     out += ["", f"Accuracy: {escape(how)}, against the given labels, per backend on the same encoded input."]
     return "\n".join(out) + "\n"
+
+
+def conventions_markdown(conv: dict) -> List[str]:
+    """The exporter profile and dt the graph ran with, why, and every change made to the file's graph."""
+    if not conv:
+        return []
+    out = [
+        f"- exporter profile: `{escape(conv['exporter'])}` ({escape(conv['exporter_from'])}); dt from "
+        f"{escape(conv['dt_from'])}; IF/Integrator integrate {escape(conv['if_integrator'])}",
+    ]
+    out += [f"- what `{escape(conv['exporter'])}`'s export cannot carry: {escape(x)}" for x in conv["exporter_loses"]]
+    out += [f"- changed on load: {escape(x)}" for x in conv["notes"]]
+    out += [f"- **warning**: {escape(x)}" for x in conv["warnings"]]
+    return out
+
+
+def refused_markdown(refused: List[dict]) -> List[str]:
+    if not refused:
+        return []
+    rows = [[r["backend"], r["node"], r["type"], r["reason"]] for r in refused]
+    return [
+        "",
+        "## Refused (not run; the comparison does not pass)",
+        "",
+        table(["backend", "node", "type", "reason"], rows),
+    ]
 
 
 def _pair_markdown(pair: dict) -> List[str]:
@@ -154,6 +179,10 @@ def summary(rep: dict) -> str:
             f"  {name:<11} accuracy {pct(b['accuracy'])}, {b['energy_nj_per_sample']:.3f} nJ / inference "
             f"({head}), {b['synops_per_sample']:.1f} SynOps / sample"
         )
+    for r in rep.get("refused") or []:
+        lines.append(f"  {r['backend']:<11} REFUSED node {r['node']} ({r['type']}): not run")
+    for w in (rep.get("conventions") or {}).get("warnings", []):
+        lines.append(f"  warning: {w}")
     for p in rep["pairs"]:
         worst = min(p["nodes"].items(), key=lambda kv: kv[1]["spike_agreement"], default=None)
         node = "" if worst is None else f", worst node {worst[0]} {worst[1]['spike_agreement']:.6f}"
