@@ -21,22 +21,23 @@ from ..runtime.lava import LavaFactories, run_plan
 from .base import RunResult
 
 HOW = (
-    "Lava Loihi2SimCfg(select_tag='fixed_pt'): LIFReset + Dense + RingBuffer source, memmap recorders; "
+    "Lava Loihi2SimCfg(select_tag='fixed_pt'): PopLIF (LIFReset's bit-accurate arithmetic with per-neuron "
+    "du, dv, vth), one process per population + Dense + RingBuffer source, memmap recorders; "
     "records shifted back by the Dense depth"
 )
 
 
 def _neuron(fn, group, interval, offset):
-    from lava.proc.lif.process import LIFReset
+    from ..runtime.lavaprocs.neurons import PopLIF
 
-    du, dv, vth = (int(k) for k in group.key)
-    return LIFReset(
-        shape=(len(group.index),),
-        du=du,
-        dv=dv,
-        vth=vth,
-        bias_mant=fn.bias_mant[group.index],
-        bias_exp=fn.bias_exp[group.index],
+    i = group.index
+    return PopLIF(
+        shape=(len(i),),
+        du=fn.du[i],
+        dv=fn.dv[i],
+        vth=fn.vth[i],
+        bias_mant=fn.bias_mant[i],
+        bias_exp=fn.bias_exp[i],
         reset_interval=interval,
         reset_offset=offset,
         name=fn.node,

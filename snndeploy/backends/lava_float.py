@@ -23,21 +23,22 @@ GRADED_MESSAGE_BITS = 24
 SPARSE_MIN_SIZE = 100_000
 SPARSE_MAX_DENSITY = 0.1
 HOW = (
-    "Lava Loihi2SimCfg(select_tag='floating_pt'): LIFReset + Dense (Sparse for large sparse composed chains) + "
+    "Lava Loihi2SimCfg(select_tag='floating_pt'): PopLIF (LIFReset with per-neuron du, dv, vth), one process "
+    "per population + Dense (Sparse for large sparse composed chains) + "
     "RingBuffer sources, memmap recorders; records shifted back by the Dense depth"
 )
 
 
 def _neuron(nl, group, interval, offset):
-    from lava.proc.lif.process import LIFReset
+    from ..runtime.lavaprocs.neurons import PopLIF
 
-    du, dv, vth = group.key
-    return LIFReset(
-        shape=(len(group.index),),
-        du=du,
-        dv=dv,
-        vth=vth,
-        bias_mant=nl.bias[group.index],
+    i = group.index
+    return PopLIF(
+        shape=(len(i),),
+        du=nl.du[i],
+        dv=nl.dv[i],
+        vth=nl.vth[i],
+        bias_mant=nl.bias[i],
         reset_interval=interval,
         reset_offset=offset,
         name=f"{nl.node}",

@@ -30,6 +30,21 @@ def _weighted_inputs(ag: AnalysedGraph, n: str) -> List[str]:
     return found
 
 
+#: neuron record fields whose per-neuron values make a "parameter set" (what a core must store per profile)
+PARAMETER_FIELDS = ("tau", "tau_syn", "r", "w_in", "v_leak", "v_threshold", "v_reset")
+
+
+def parameter_sets(p, per_core: int) -> Dict[str, int]:
+    """Distinct per-neuron parameter tuples of a population, in all and on the fullest core when the
+    neurons are laid out on cores in order, ``per_core`` at a time."""
+    cols = [
+        np.broadcast_to(getattr(p, f), p.shape).reshape(-1) for f in PARAMETER_FIELDS if getattr(p, f, None) is not None
+    ]
+    table = np.stack(cols, axis=1) if cols else np.zeros((int(np.prod(p.shape)), 1))
+    per = [len(np.unique(table[i : i + per_core], axis=0)) for i in range(0, len(table), per_core)]
+    return {"parameter_sets": len(np.unique(table, axis=0)), "max_parameter_sets_per_core": max(per, default=0)}
+
+
 def mapping_estimate(graph, target) -> Dict[str, object]:
     """Cores needed per neuron population on a core-based target (Loihi 2), from the graph alone.
 
@@ -63,6 +78,7 @@ def mapping_estimate(graph, target) -> Dict[str, object]:
             "cores_by_synaptic_memory": by_memory,
             "cores": cores,
             "fan_in_exceeds_core_limit": fan_in > r["fan_in_per_core"].value,
+            **parameter_sets(p, int(r["neurons_per_core"].value)),
         }
         total += cores
     return {
@@ -74,5 +90,7 @@ def mapping_estimate(graph, target) -> Dict[str, object]:
         "estimate": True,
         "how": "cores per population = max(neurons / neurons_per_core, synapses x weight_bits / 8 / "
         "synaptic_memory_per_core), rounded up; synapses = non-zero weights (Conv2d unrolled); "
-        "one population per core group, no sharing between populations; an estimate, not a compiler",
+        "one population per core group, no sharing between populations; parameter sets = distinct per-neuron "
+        "(tau, tau_syn, r, w_in, v_leak, v_threshold, v_reset) tuples, in all and on the fullest core with "
+        "neurons laid out in order (counted, not checked against a per-core limit); an estimate, not a compiler",
     }

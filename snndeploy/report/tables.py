@@ -197,6 +197,7 @@ def mapping_table(mapping: dict) -> Table:
             str(v["cores_by_synaptic_memory"]),
             str(v["cores"]),
             Strong("YES") if v["fan_in_exceeds_core_limit"] else "no",
+            f"{v.get('parameter_sets', '?')} ({v.get('max_parameter_sets_per_core', '?')} on the fullest core)",
         ]
         for n, v in mapping["per_node"].items()
     ]
@@ -209,6 +210,7 @@ def mapping_table(mapping: dict) -> Table:
         "cores (memory)",
         "cores",
         "fan-in over limit",
+        "parameter sets",
     ]
     return header, rows
 

@@ -2,7 +2,7 @@
 
 One compiled network per evaluation (Lava leaks memory when networks are
 rebuilt per sample). Samples run back to back in windows of ``W = T + D``
-steps, D being the deepest Dense chain: neuron processes are ``LIFReset``
+steps, D being the deepest Dense chain: neuron processes are ``PopLIF`` (``LIFReset``)
 whose state is zeroed every W steps at a phase chosen per population, just
 before that population integrates the first input step of the next sample::
 
@@ -50,27 +50,23 @@ PROGRESS_CHUNKS = 20
 
 @dataclass(frozen=True, eq=False)
 class Group:
-    """Neurons of one population that share Lava's per-process scalars (du, dv, vth)."""
+    """The neurons of one Lava process: a whole population (``PopLIF`` holds per-neuron du, dv, vth,
+    so a population is never split), or the Output's recorder, or the input source."""
 
     node: str
     index: np.ndarray  # positions in the flattened population
-    key: Tuple[float, float, float]  # (du, dv, vth)
 
 
 def neuron_groups(nl) -> List[Group]:
-    """Split a population by (du, dv, vth): Lava's LIF holds them as one scalar per process."""
-    keys = np.stack([nl.du, nl.dv, nl.vth], axis=1)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return [
-        Group(nl.node, np.flatnonzero(inverse.reshape(-1) == k), tuple(map(float, uniq[k]))) for k in range(len(uniq))
-    ]
+    """One process per population, whatever its per-neuron parameters."""
+    return [Group(nl.node, np.arange(nl.size))]
 
 
 @dataclass(frozen=True)
 class LavaFactories:
     """How a backend turns plan pieces into Lava processes (float or fixed point).
 
-    ``neuron(population, group, reset_interval, reset_offset)``: a LIF process for one group of a
+    ``neuron(population, group, reset_interval, reset_offset)``: a ``PopLIF`` process for a
     population record (a float ``NeuronLowering`` or a ``FixedNeuron``); ``synapse(conn, weight,
     graded)``: a Dense-like process for a block of one projection (``conn`` is the plan's record of
     it, ``None`` for a drive source); ``source_data``: the RingBuffer's data from float values.
@@ -216,7 +212,7 @@ def _add_projections(net: _Network, plan, fac: LavaFactories, graded: bool) -> N
     from .lavaprocs.recorders import MemmapRecorder
 
     for c in plan.conns:
-        dst_groups = net.procs.get(c.dst) or [(Group(c.dst, np.arange(c.weight.shape[0]), (0, 0, 0)), None)]
+        dst_groups = net.procs.get(c.dst) or [(Group(c.dst, np.arange(c.weight.shape[0])), None)]
         for dg, dproc in dst_groups:
             if dproc is None:  # the Output node: a recorder of Dense outputs
                 path = net.memmap(c.weight.shape[0], "out", fac.record_dtype)
@@ -337,7 +333,7 @@ def run_plan(
         net = _Network(Path(tmp), B * W)
         net.source = Source(data=fac.source_data(data))
         net.outs[plan.topology.input_node] = [
-            (Group(plan.topology.input_node, np.arange(data.shape[0]), (0, 0, 0)), net.source.s_out)
+            (Group(plan.topology.input_node, np.arange(data.shape[0])), net.source.s_out)
         ]
         net.keep.append(net.source)
         _add_populations(net, plan, fac, W)
