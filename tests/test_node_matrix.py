@@ -62,8 +62,8 @@ PLACED = {
     "LIF": ALL_RUN,
     "IF": ALL_RUN,
     "LI": ALL_RUN,
-    "CubaLIF": FLOAT_ONLY,
-    "CubaLI": FLOAT_ONLY,
+    "CubaLIF": ALL_RUN,
+    "CubaLI": ALL_RUN,
     "I": FLOAT_ONLY,
     "Threshold": FLOAT_ONLY,
     "Delay": {"norse": R, "lava-float": X, "lava-fixed": X, "loihi-emu": X},
@@ -72,13 +72,10 @@ PLACED = {
 
 _NOT_DEFINED = "defines no semantics"
 _DELAY_DENSE = "Lava's DelayDense"
-_CURRENT_DECAY = "current decays"
 #: (type, backend) -> a phrase the refusal's reason must contain
 REASONS = {
     **{("Conv1d", b): _NOT_DEFINED for b in ("norse", "lava-float", "lava-fixed", "loihi-emu")},
     **{("Delay", b): _DELAY_DENSE for b in LAVA},
-    **{("CubaLIF", b): _CURRENT_DECAY for b in FIXED},
-    **{("CubaLI", b): _CURRENT_DECAY for b in FIXED},
     **{("I", b): "never leaks or resets" for b in FIXED},
     **{("Threshold", b): "4096" for b in FIXED},
 }

@@ -63,8 +63,8 @@ def test_per_neuron_mlp_runs_on_all_four_backends():
 
 
 def test_mapping_counts_parameter_sets():
-    from snndeploy.energy.targets import load_target
     from snndeploy.energy.mapping import mapping_estimate
+    from snndeploy.energy.targets import load_target
 
     m = mapping_estimate(per_neuron_mlp(), load_target("loihi2"))
     per = m["per_node"]

@@ -27,7 +27,7 @@ HOW = (
 )
 
 
-def _neuron(fn, group, interval, offset):
+def _neuron(fn, group, interval, offset, mute):
     from ..runtime.lavaprocs.neurons import PopLIF
 
     i = group.index
@@ -40,6 +40,7 @@ def _neuron(fn, group, interval, offset):
         bias_exp=fn.bias_exp[i],
         reset_interval=interval,
         reset_offset=offset,
+        mute_offset=mute,
         name=fn.node,
     )
 

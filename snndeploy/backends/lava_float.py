@@ -29,7 +29,7 @@ HOW = (
 )
 
 
-def _neuron(nl, group, interval, offset):
+def _neuron(nl, group, interval, offset, mute):
     from ..runtime.lavaprocs.neurons import PopLIF
 
     i = group.index
@@ -41,6 +41,7 @@ def _neuron(nl, group, interval, offset):
         bias_mant=nl.bias[i],
         reset_interval=interval,
         reset_offset=offset,
+        mute_offset=mute,
         name=f"{nl.node}",
     )
 

@@ -6,7 +6,8 @@ bit, but directly on the NIR timeline (no one-step Dense delay, no windows):
 each sample starts from ``u = v = 0`` as ``LIFReset`` makes it. Per step, for
 every population in order of depth (all integers)::
 
-    a_in = sum_k  (W_k @ s_k) << e_k   (>> -e_k when e_k < 0)       Dense
+    a_in = sum_k  (W_k @ s_k) << e_k   (>> -e_k when e_k < 0)       Dense (s_k of step t - 1 on a back edge)
+           + (w_d << e_d)                                            constant drive (Cuba bias), if any
     u    = trunc0(u * (4096 - (du + 1)) / 2**12) + (a_in << 6)
     u    = u - 2**24 if u > 2**23;  u + 2**24 if u <= -2**23           (wrap, as Lava)
     v    = clip(trunc0(v * (4096 - dv) / 2**12) + u + (bias_mant << bias_exp), -(2**23-1), 2**23-1)
@@ -55,7 +56,8 @@ class Population:
     keep_v: object  # 4096 - (dv + DM_OFFSET)
     bias: object  # bias_mant << bias_exp
     vth: object  # vth << VTH_SHIFT
-    inputs: tuple  # ((src, weight float64 (N_src, N), weight_exp), ...)
+    inputs: tuple  # ((src, weight float64 (N_src, N), weight_exp, back_edge), ...)
+    drive: object = None  # (1, N) int64: the constant drive's a_in every step ((w << e) as Dense sends it), or None
 
 
 def decay(x, keep):
@@ -98,10 +100,19 @@ def populations(fp: FixedPlan, device) -> List[Population]:
     for node in sorted(fp.neurons, key=lambda n: fp.topology.depth[n]):
         f = fp.neurons[node]
         ins = tuple(
-            (c.src, torch.as_tensor(representable_weights(c.weight).T.astype(np.float64), device=device), c.weight_exp)
+            (
+                c.src,
+                torch.as_tensor(representable_weights(c.weight).T.astype(np.float64), device=device),
+                c.weight_exp,
+                c.back_edge,
+            )
             for c in fp.conns
             if c.dst == node
         )
+        drive = None
+        if f.drive is not None:  # one always-on spike through an 8-bit weight, as the Dense of the drive sends it
+            w = torch.as_tensor(representable_weights(f.drive[None, :]).astype(np.float64), device=device)
+            drive = dense(torch.ones(1, 1, dtype=torch.float64, device=device), w, f.drive_exp)
         pops.append(
             Population(
                 node,
@@ -110,6 +121,7 @@ def populations(fp: FixedPlan, device) -> List[Population]:
                 t(f.bias_mant << f.bias_exp),
                 t(f.vth << VTH_SHIFT),
                 ins,
+                drive,
             )
         )
     return pops
@@ -138,10 +150,14 @@ def emulate(fp: FixedPlan, x: np.ndarray, device: str = "cpu", record_states: bo
         if record_states
         else {}
     )
+    prev = {p.node: torch.zeros(B, p.vth.shape[1], dtype=torch.float64, device=device) for p in pops}
     for t in range(T):
         out = {fp.topology.input_node: xin[:, t]}
         for p in pops:
-            a_in = sum(dense(out[src], w, e) for src, w, e in p.inputs)
+            # a back edge carries its source's spikes of the previous step (none at step 0)
+            a_in = sum(dense(prev[src] if back else out[src], w, e) for src, w, e, back in p.inputs)
+            if p.drive is not None:
+                a_in = a_in + p.drive
             s, u, v = lif_step(*state[p.node], a_in, p)
             state[p.node] = (u, v)
             out[p.node] = s.to(torch.float64)
@@ -149,6 +165,7 @@ def emulate(fp: FixedPlan, x: np.ndarray, device: str = "cpu", record_states: bo
             if record_states:
                 rec_u[p.node][:, t] = u
                 rec_v[p.node][:, t] = v
+        prev = {p.node: out[p.node] for p in pops}
     spikes = {n: a.cpu().numpy() for n, a in rec_s.items() if fp.neurons[n].spiking}
     states = {n: {"u": rec_u[n].cpu().numpy(), "v": rec_v[n].cpu().numpy()} for n in rec_u}
     if not record_states:  # a non-spiking output still needs its voltage

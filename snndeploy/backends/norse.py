@@ -6,8 +6,9 @@ definition (:mod:`snndeploy.reference`): neurons with Norse's own functional ste
 instantaneous maps with their forward functions, Delay with its ring buffer. It runs every
 type the reference defines (:data:`~snndeploy.reference.DEFINED_TYPES`). Several edges into
 one node are summed. Recurrent cycles are cut at their back edges: a back edge reads its
-source's value from the previous step's environment (zeros at step 0), every other edge from
-the current step's. An error inside a node's computation is re-raised as a
+source's value from the previous step's environment (at step 0: the source's response to
+silent neurons, i.e. its chain's bias), every other edge from the current step's.
+An error inside a node's computation is re-raised as a
 :class:`~snndeploy.errors.BackendError` naming the node, its type and the step.
 Batched over samples; CPU or CUDA; float64 by default so that it can serve as the reference
 for Lava's float64 simulation.
@@ -88,10 +89,23 @@ class _Interpreter:
         return forward(p, inp)
 
     def _previous(self, node: str, like):
-        """What a back edge from ``node`` carries: its previous-step output, zeros at step 0."""
+        """What a back edge from ``node`` carries: its previous-step output; at step 0 the response of
+        ``node`` to silent stateful sources (its chain's bias; docs/conventions.md)."""
         if node in self.prev:
             return self.prev[node]
-        return like.new_zeros((self.batch,) + self.ag.shape(node))
+        return self._silent(node, like, set())
+
+    def _silent(self, node: str, like, seen: set):
+        """``node``'s output when every neuron, Delay and the Input before it outputs zeros: only the
+        instantaneous maps between them act (their biases)."""
+        p = self.ag.record(node)
+        zeros = like.new_zeros((self.batch,) + self.ag.shape(node))
+        if node in seen or p is None or isinstance(p, (NeuronParams, DelayParams)):
+            return zeros
+        seen = seen | {node}
+        preds = self.ag.preds(node)
+        inp = _sum_inputs([self._silent(q, like, seen) for q in preds], node) if preds else zeros
+        return forward(p, inp)
 
 
 class NorseBackend:

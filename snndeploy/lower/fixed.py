@@ -44,15 +44,13 @@ from .quantize import (
     sign_mode_of,
 )
 
-#: neuron types whose float lowering has a fixed-point form here (no current memory: du = 1)
-FIXED_NEURON_KINDS = frozenset({"LIF", "IF", "LI"})
+#: neuron types whose float lowering has a fixed-point form here
+FIXED_NEURON_KINDS = frozenset({"LIF", "IF", "LI", "CubaLIF", "CubaLI"})
 #: what the fixed-point backends (lava-fixed, loihi-emu) run: linear chains compose into one matrix first
 FIXED_SUPPORTED = IO_TYPES | LINEAR_TYPES | FIXED_NEURON_KINDS
 #: node types the fixed-point backends refuse, with the reason given in the refusal
 FIXED_REFUSED_WHY = {
     **REFUSED_WHY,
-    "CubaLIF": "its synaptic current decays (du < 1), and quantizing a current decay is not implemented yet",
-    "CubaLI": "its synaptic current decays (du < 1), and quantizing a current decay is not implemented yet",
     "I": "an integrator never leaks or resets (dv = 0, no threshold): its 24-bit state would overflow unbounded",
     "Threshold": "a stateless threshold needs dv = 1, i.e. dv*4096 = 4096, outside Loihi's unsigned 12-bit decay",
 }
@@ -72,9 +70,18 @@ class FixedNeuron:
     bias_exp: np.ndarray  # 0..7
     scale: float  # raw state units per float unit (v_raw = scale * v'_float)
     spiking: bool
+    mute: bool = False  # a back edge's source: output gated on each window's last step (runtime.lava)
+    drive: Optional[np.ndarray] = None  # (N,) 8-bit weights from an always-on source: constant input into u
+    drive_exp: int = 0
 
-    #: fixed point has no drive source (no start value, constant current, late bias or mute)
-    drives = None
+    @property
+    def drives(self) -> Optional[np.ndarray]:
+        """(N, 3) integer weights of the drive source's channels (step 0, step 1, every step): only the
+        constant channel is used in fixed point (no start pulses)."""
+        if self.drive is None:
+            return None
+        z = np.zeros_like(self.drive)
+        return np.stack([z, z, self.drive], axis=1)
 
     @property
     def size(self) -> int:
@@ -90,6 +97,11 @@ class FixedConn:
     weight: np.ndarray
     weight_exp: int
     via: Optional[str] = None
+    back_edge: bool = False  # carries the source's spikes of the previous step
+
+
+#: the source name of the constant drive in quantization reports
+DRIVE_SOURCE = "(constant drive)"
 
 
 @dataclass(frozen=True)
@@ -142,12 +154,15 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
         check_finite(nl.node, f"weight (from '{c.via or c.src}')", c.weight)
     check_finite(nl.node, "bias", nl.bias)
     du, dv = quantize_decays(nl)
+    if nl.u_bias is not None and np.any(nl.u_bias):  # a constant input into u: one more projection
+        conns = list(conns) + [_DriveConn(nl.node, np.asarray(nl.u_bias, dtype=np.float64)[:, None])]
     ws = [np.asarray(c.weight, dtype=np.float64) for c in conns]
     scale, limit = choose_scale(nl, ws)
     vth = quantize_threshold(nl, scale)
     bias_mant, bias_exp = quantize_bias(nl.node, nl.bias * scale)
     pairs = [_quantize_conn(nl.node, c, w, scale, limit) for c, w in zip(conns, ws)]
     fconns = [fc for fc, _ in pairs]
+    drive = [fc for fc in fconns if fc.src == DRIVE_SOURCE]
     scaled = [fc.weight * 2**fc.weight_exp for fc in fconns]
     pos, neg = row_sums(scaled) if fconns else (np.zeros(nl.size), np.zeros(nl.size))
     step_max = int(np.max(np.maximum(pos, neg))) if nl.size else 0
@@ -158,7 +173,21 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
     finite = np.isfinite(nl.vth)
     vth_err = np.where(finite, np.abs(vth * 2.0**VTH_SHIFT / scale - np.where(finite, nl.vth, 0)), 0)
     bias_err = float(np.max(np.abs(bias_mant * 2.0**bias_exp / scale - nl.bias))) if nl.bias.size else 0.0
-    fn = FixedNeuron(nl.node, nl.kind, nl.shape, du, dv, vth, bias_mant, bias_exp, scale, nl.spiking)
+    fn = FixedNeuron(
+        nl.node,
+        nl.kind,
+        nl.shape,
+        du,
+        dv,
+        vth,
+        bias_mant,
+        bias_exp,
+        scale,
+        nl.spiking,
+        mute=nl.mute,
+        drive=drive[0].weight[:, 0] if drive else None,
+        drive_exp=drive[0].weight_exp if drive else 0,
+    )
     rep = LayerReport(
         nl.node,
         scale,
@@ -172,7 +201,18 @@ def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerR
         _headroom_bits(vth, up, down, dv, nl.spiking),
         tuple(r for _, r in pairs),
     )
-    return fn, fconns, rep
+    return fn, [fc for fc in fconns if fc.src != DRIVE_SOURCE], rep
+
+
+@dataclass(frozen=True, eq=False)
+class _DriveConn:
+    """A constant input into u seen as a projection from an always-on source (quantized like one)."""
+
+    dst: str
+    weight: np.ndarray  # (N, 1)
+    src: str = DRIVE_SOURCE
+    via: str = "bias into the synaptic current"
+    back_edge: None = None
 
 
 def _quantize_conn(node: str, c, w: np.ndarray, scale: float, limit: str) -> Tuple[FixedConn, ConnReport]:
@@ -208,7 +248,7 @@ def _quantize_conn(node: str, c, w: np.ndarray, scale: float, limit: str) -> Tup
         float(err.mean()),
         float(err.max()),
     )
-    return FixedConn(c.src, c.dst, q, e, c.via), report
+    return FixedConn(c.src, c.dst, q, e, c.via, back_edge=c.back_edge is not None), report
 
 
 def _headroom_bits(vth, up_raw, down_raw, dv, spiking) -> float:
@@ -290,7 +330,7 @@ def fixed_plan_for(graph, dt: float, backend: str) -> FixedPlan:
 
     ag = as_analysed(graph)
     check_supported(ag, backend, FIXED_SUPPORTED, FIXED_REFUSED_WHY)
-    return quantize_plan(build_plan(ag, dt, backend, supported=FIXED_SUPPORTED))
+    return quantize_plan(build_plan(ag, dt, backend, supported=FIXED_SUPPORTED, constant_drive=True))
 
 
 def check_binary(x: np.ndarray, backend: str) -> None:

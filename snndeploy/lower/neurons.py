@@ -54,19 +54,16 @@ import numpy as np
 from ..errors import UnsupportedNodeError
 from ..reference import NeuronParams
 
-#: a_in (Lava float units) that silences a back-edge source on the window's last step; any
-#: finite value far above |u|, |v|, |bias| works: LIFReset zeroes u and v on the next step
-MUTE_CURRENT = 1e30
-
 
 @dataclass(frozen=True)
 class PlanFor:
     """Whom a plan is built for: the backend (named in refusals), what it supports, and whether its
-    runtime has a drive source per population (``v_start``, ``u_bias``, ``late_bias``, ``mute``)."""
+    runtime has a drive source per population (``v_start``, ``u_bias``)."""
 
     backend: str
     supported: frozenset
     drives: bool = False
+    constant_drive: bool = False  # a drive source with the "every step" channel only (fixed point)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,24 +82,20 @@ class NeuronLowering:
     spiking: bool
     v_start: Optional[np.ndarray] = None  # Lava v the first step starts from (None: 0, Lava's reset)
     u_bias: Optional[np.ndarray] = None  # constant added to a_in every step (Cuba: bias enters u)
-    late_bias: Optional[np.ndarray] = None  # constant added to a_in from NIR step 1 on (bias through a back edge)
-    mute: bool = False  # source of a back edge: silenced on the last step of each window (sample isolation)
+    mute: bool = False  # source of a back edge: its output is gated on the last step of each window (sample isolation)
 
     @property
     def drives(self) -> Optional[np.ndarray]:
-        """(N, 5) weights of the drive source's channels, or None when all are zero.
+        """(N, 3) weights of the drive source's channels, or None when all are zero.
 
-        Channels (see ``snndeploy.runtime.lava.DRIVE_CHANNELS``): [first step, second step, every step,
-        every step from step 1, the window's last step (mute)]."""
+        Channels (see ``snndeploy.runtime.lava.DRIVE_CHANNELS``): [first step, second step, every step]."""
         zeros = np.zeros(self.size)
         start = zeros if self.v_start is None else self.v_start
         const = zeros if self.u_bias is None else self.u_bias
-        late = zeros if self.late_bias is None else self.late_bias
-        mute = np.full(self.size, -MUTE_CURRENT) if self.mute else zeros
-        if not (np.any(start) or np.any(const) or np.any(late) or self.mute):
+        if not (np.any(start) or np.any(const)):
             return None
         pulse = (1 - self.dv) * start
-        return np.stack([pulse, -(1 - self.du) * pulse, const, late, mute], axis=1)
+        return np.stack([pulse, -(1 - self.du) * pulse, const], axis=1)
 
     @property
     def size(self) -> int:

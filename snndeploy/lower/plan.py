@@ -15,10 +15,11 @@ from population P (``Conn.back_edge`` set); P's output of NIR step t then reache
 step ``t + dP + 1``, where Q integrates NIR step ``t + dP + 1 - dQ``: the NIR delay of one step
 is kept exactly when ``dQ == dP`` (self-recurrence, or a cycle between populations of equal
 depth); other cycle lengths are refused. Depths are counted over forward connections only. A
-bias on the back-edge chain is absent at step 0 (the edge carries zero then), so it is sent by
-the drive source from step 1 on (``late_bias``). Sample isolation: the back-edge Dense holds
-P's last step of the previous window when Q is reset, so P is muted on that (unrecorded) step
-by a large negative drive pulse (``mute``); see :mod:`snndeploy.runtime.lava`.
+bias on the back-edge chain acts from step 0 (at step 0 the edge carries the chain's response to
+a silent source, docs/conventions.md), so it folds into the neuron's bias as a forward edge's
+does. Sample isolation: the back-edge Dense holds P's last step of the previous window when Q is
+reset, so P's output is gated on that (unrecorded) step (``mute``; ``PopLIF``'s ``mute_offset``,
+see :mod:`snndeploy.runtime.lava`).
 """
 
 from __future__ import annotations
@@ -94,18 +95,20 @@ class _Wiring:
     conns: List[Conn] = field(default_factory=list)
     bias_add: Dict[str, np.ndarray] = field(default_factory=dict)
     u_bias: Dict[str, np.ndarray] = field(default_factory=dict)
-    late_bias: Dict[str, np.ndarray] = field(default_factory=dict)
     output_bias: Optional[np.ndarray] = None
 
 
-def build_plan(graph, dt: float, backend: str, supported=FLOAT_SUPPORTED, drives: bool = False) -> LavaPlan:
+def build_plan(
+    graph, dt: float, backend: str, supported=FLOAT_SUPPORTED, drives: bool = False, constant_drive: bool = False
+) -> LavaPlan:
     """Lower a NIR graph (or an analysed one) to a LavaPlan (pure; the graph is not changed).
 
     ``drives``: the runtime provides a drive source per population (``v_start``, ``u_bias``);
     without it, LIFs with v_leak != v_reset and constant input into u are refused.
+    ``constant_drive``: the runtime has the drive's "every step" channel only (constant input into u).
     """
     ag = as_analysed(graph)
-    ctx = PlanFor(backend, frozenset(supported), drives)
+    ctx = PlanFor(backend, frozenset(supported), drives, drives or constant_drive)
     check_supported(ag, backend, ctx.supported, REFUSED_WHY)
     neurons = {n: NEURON_LOWERINGS[ag.record(n).kind](ag.record(n), dt, ctx) for n in ag.neurons}
     _check_back_edges(ag, neurons, ctx)
@@ -120,7 +123,6 @@ def build_plan(graph, dt: float, backend: str, supported=FLOAT_SUPPORTED, drives
             nl,
             bias=nl.bias + wiring.bias_add[n],
             u_bias=wiring.u_bias.get(n),
-            late_bias=wiring.late_bias.get(n),
             mute=n in muted,
         )
         for n, nl in neurons.items()
@@ -162,17 +164,6 @@ def _check_back_edges(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], ctx
                 why=(
                     f"the recurrent back edge '{src} -> {dst}' enters a {ag.type_name(dst)}; on Lava "
                     "a back edge must enter a neuron population"
-                ),
-            )
-        if not ctx.drives:
-            raise UnsupportedNodeError(
-                ctx.backend,
-                dst,
-                neurons[dst].kind,
-                ctx.supported,
-                why=(
-                    f"the recurrent back edge '{src} -> {dst}' needs the drive source that mutes its source at the "
-                    "end of each sample window (lava-float only); fixed point does not support recurrence yet"
                 ),
             )
 
@@ -232,21 +223,19 @@ def _wire_population(ag: AnalysedGraph, n: str, neurons, maps, wiring: _Wiring, 
             wiring.conns.append(
                 Conn(src, n, nl.input_scale[:, None] * w, graded=False, via=_via(ag, [q], neurons), back_edge=(q, n))
             )
-        if np.any(value.bias):
-            wiring.late_bias[n] = wiring.late_bias.get(n, 0) + nl.input_scale * value.bias
+    # a back edge's chain adds its bias from step 0 on (docs/conventions.md), as a forward edge's does
+    back_bias = [maps[q] for q in ag.preds(n) if ag.is_back_edge(q, n)]
     fwd = [q for q in ag.preds(n) if not ag.is_back_edge(q, n)]
-    if not fwd:
-        return
-    value = sum_maps([maps[q] for q in fwd], n)
+    value = sum_maps([maps[q] for q in fwd] + back_bias, n)
     if value.bias.size != nl.size:
         raise GraphError(f"edges into '{n}' carry {value.bias.size} values, node has {nl.size} neurons")
     via = _via(ag, fwd, neurons)
-    for src, w in value.weights.items():
+    for src, w in sum_maps([maps[q] for q in fwd], n).weights.items() if fwd else ():
         wiring.conns.append(Conn(src, n, nl.input_scale[:, None] * w, graded=False, via=via))
     if nl.kind not in U_BIAS_KINDS:
         wiring.bias_add[n] = wiring.bias_add[n] + nl.input_scale * value.bias
     elif np.any(value.bias):
-        if not ctx.drives:
+        if not ctx.constant_drive:
             raise UnsupportedNodeError(
                 ctx.backend,
                 n,

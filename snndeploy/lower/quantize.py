@@ -181,6 +181,12 @@ def choose_scale(nl, ws: List[np.ndarray]) -> Tuple[float, str]:
         rows = float(np.max(row_input_bound(ws)))
         # margin: rounding may add half a step per weight
         bounds["16-bit input"] = A_OUT_MAX * 2.0**ACT_SHIFT / (rows * (1 + 2.0**-6))
+        du = np.asarray(nl.du, dtype=np.float64)
+        if np.any(du < 1):
+            # a decaying current (Cuba) sums its input: |u| <= per-step input / du, kept under 2**23
+            # (Lava wraps u there) with the same 2 bits of headroom as the threshold
+            per_neuron = row_input_bound(ws) / np.maximum(du, 2.0**-DECAY_BITS)
+            bounds["24-bit current"] = 2.0**VTH_RAW_BITS / float(np.max(per_neuron))
     bmax = float(np.max(np.abs(nl.bias))) if nl.bias.size else 0.0
     if bmax > 0:
         bounds["bias"] = BIAS_MANT_MAX * 2.0**BIAS_EXP_MAX / bmax

@@ -12,18 +12,16 @@ before that population integrates the first input step of the next sample::
         reset of that population     at s = j*W + 1 + d   (reset_offset = (1 + d) mod W)
 
 so each sample starts from the initial state, and nothing of one sample leaks
-into the next. A population whose plan has ``drives`` (float plans only: a start
-value of v other than 0, a constant input into u, a bias through a back edge, or
-muting) gets a second source whose channels (``DRIVE_CHANNELS``) send 1 on NIR
-step 0, on step 1, on every step of the sample, on every step from step 1, and on
-the window's last step (t = W - 1 of the previous sample, just before the reset),
+into the next. A population whose plan has ``drives`` (a start value of v other than 0, float
+plans only, or a constant input into u) gets a second source whose channels
+(``DRIVE_CHANNELS``) send 1 on NIR step 0, on step 1 and on every step of the sample,
 through one Dense with the population's drive weights (same timing as its inputs).
 
 Recurrence: a back-edge Dense from P into Q (equal depth d) delivers at Q's reset
 step (sample j's t = 0) what P sent on the step before, the previous window's last
-step, which is not part of the sample but may hold spikes (tail activity). P is
-therefore muted on that step by a large negative input (``MUTE_CURRENT``); LIFReset
-zeroes u and v on the next step, so the pulse leaves no trace. Records come back through memmap recorders (see
+step, which is not part of the sample but may hold spikes (tail activity). P's output
+is therefore gated on that step (``PopLIF``'s ``mute_offset``; its state is reset on
+the next step anyway). Records come back through memmap recorders (see
 :mod:`snndeploy.runtime.lavaprocs`) and are shifted back by d onto the NIR timeline.
 The network is always stopped, also on error.
 """
@@ -66,10 +64,10 @@ def neuron_groups(nl) -> List[Group]:
 class LavaFactories:
     """How a backend turns plan pieces into Lava processes (float or fixed point).
 
-    ``neuron(population, group, reset_interval, reset_offset)``: a ``PopLIF`` process for a
+    ``neuron(population, group, reset_interval, reset_offset, mute_offset)``: a ``PopLIF`` process for a
     population record (a float ``NeuronLowering`` or a ``FixedNeuron``); ``synapse(conn, weight,
     graded)``: a Dense-like process for a block of one projection (``conn`` is the plan's record of
-    it, ``None`` for a drive source); ``source_data``: the RingBuffer's data from float values.
+    it, a :class:`DriveConn` for a drive source); ``source_data``: the RingBuffer's data from float values.
     """
 
     tag: str  # Loihi2SimCfg select_tag
@@ -123,24 +121,20 @@ def own_multiprocessing_tempdir() -> None:
 
 
 #: the drive source's channels, in the order of ``NeuronLowering.drives`` columns
-DRIVE_CHANNELS = ("step 0", "step 1", "every step", "every step from step 1", "window's last step (mute)")
+DRIVE_CHANNELS = ("step 0", "step 1", "every step")
 
 
 def _drive_data(B: int, T: int, W: int, depth: int) -> np.ndarray:
-    """(5, B*W) channels ``DRIVE_CHANNELS`` for a population at ``depth``.
+    """(3, B*W) channels ``DRIVE_CHANNELS`` for a population at ``depth``.
 
     Through one Dense they arrive when the population integrates those steps
-    (sent at 0-based Lava column ``j*W + t + depth - 1``; the mute pulse at t = -1 of
-    sample j, i.e. the last step of window j - 1, so only for j >= 1)."""
+    (sent at 0-based Lava column ``j*W + t + depth - 1``)."""
     data = np.zeros((len(DRIVE_CHANNELS), B * W))
     for j in range(B):
         base = j * W + depth - 1
         data[0, base] = 1
         data[1, base + 1] = 1
         data[2, base : base + T] = 1
-        data[3, base + 1 : base + T] = 1
-        if j >= 1:
-            data[4, base - 1] = 1
     return data
 
 
@@ -202,7 +196,10 @@ def _add_populations(net: _Network, plan, fac: LavaFactories, window: int) -> No
     for node, nl in plan.neurons.items():
         net.outs[node] = []
         for g in neuron_groups(nl):
-            proc = fac.neuron(nl, g, window, (1 + top.depth[node]) % window)
+            reset = (1 + top.depth[node]) % window
+            # a back-edge source sends nothing on the step before its reset (see the module doc)
+            mute = (reset - 1) % window if nl.mute else None
+            proc = fac.neuron(nl, g, window, reset, mute)
             net.procs.setdefault(node, []).append((g, proc))
             net.outs[node].append((g, proc.s_out))
 
@@ -227,6 +224,14 @@ def _add_projections(net: _Network, plan, fac: LavaFactories, graded: bool) -> N
                 net.keep.append(syn)
 
 
+@dataclass(frozen=True)
+class DriveConn:
+    """What a synapse factory needs to know of a drive projection (its weight exponent; 0 in float)."""
+
+    weight_exp: int = 0
+    via: str = "drive"
+
+
 def _add_drives(net: _Network, plan, fac: LavaFactories, batch: int, steps_per_sample: int, window: int) -> None:
     from lava.proc.io.source import RingBuffer as Source
 
@@ -237,7 +242,7 @@ def _add_drives(net: _Network, plan, fac: LavaFactories, batch: int, steps_per_s
         dsrc = Source(data=fac.source_data(_drive_data(batch, steps_per_sample, window, plan.topology.depth[node])))
         net.keep.append(dsrc)
         for g, proc in groups:
-            syn = fac.synapse(None, drive[g.index], False)
+            syn = fac.synapse(DriveConn(getattr(plan.neurons[node], "drive_exp", 0)), drive[g.index], False)
             dsrc.s_out.connect(syn.s_in)
             syn.a_out.connect(proc.a_in)
             net.keep.append(syn)

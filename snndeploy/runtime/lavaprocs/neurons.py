@@ -78,8 +78,10 @@ class PopLIF(AbstractProcess):
     ``du``, ``dv``, ``vth``, ``bias_mant``, ``bias_exp`` are scalars or arrays broadcastable to
     ``shape`` and become per-neuron Vars; ``u`` and ``v`` start at 0. ``reset_interval`` and
     ``reset_offset`` behave as in Lava's ``LIFReset`` (u and v zeroed at the start of every step
-    ``t`` with ``t % reset_interval == reset_offset % reset_interval``). Fixed-point ranges as in
-    Lava: du, dv unsigned 12-bit, vth unsigned 17-bit, bias_mant signed 13-bit, bias_exp 3-bit.
+    ``t`` with ``t % reset_interval == reset_offset % reset_interval``); ``mute_offset`` (ours,
+    default None: never) silences the output on steps ``t % reset_interval == mute_offset %
+    reset_interval``. Fixed-point ranges as in Lava: du, dv unsigned 12-bit, vth unsigned 17-bit,
+    bias_mant signed 13-bit, bias_exp 3-bit.
     """
 
     def __init__(
@@ -93,10 +95,13 @@ class PopLIF(AbstractProcess):
         bias_exp: Value = 0,
         reset_interval: int,
         reset_offset: int,
+        mute_offset: ty.Optional[int] = None,
         name: ty.Optional[str] = None,
     ) -> None:
         shape = tuple(shape)
-        super().__init__(shape=shape, reset_interval=reset_interval, reset_offset=reset_offset, name=name)
+        super().__init__(
+            shape=shape, reset_interval=reset_interval, reset_offset=reset_offset, mute_offset=mute_offset, name=name
+        )
         # the same checks as LIFReset, after registering as there (lava/proc/lif/process.py:340-343)
         if reset_interval < 1:
             raise ValueError("Reset interval must be > 0.")
@@ -124,6 +129,14 @@ class _PopLifResetModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         self.reset_interval: int = proc_params["reset_interval"]
         self.reset_offset: int = proc_params["reset_offset"] % self.reset_interval
+        mute = proc_params.get("mute_offset")
+        self.mute_offset: int = -1 if mute is None else mute % self.reset_interval
+
+    def _muted(self) -> bool:
+        """Our one addition to LIFReset: on steps ``t % reset_interval == mute_offset`` the process
+        sends no spikes (the state is updated as always). A back-edge source is muted on the step
+        before its window's reset, so nothing of one sample reaches the next through the back edge."""
+        return (self.time_step % self.reset_interval) == self.mute_offset
 
     def _reset_due(self) -> bool:
         """models.py:373 / :434: checked at the start of run_spk, before this step's input is integrated."""
@@ -157,7 +170,7 @@ class PyPopLifModelFloat(_PopLifResetModel):
         self.v[:] = self.v * (1 - self.dv) + self.u + self.bias_mant
         s_out = self.v > self.vth
         self.v[s_out] = 0
-        self.s_out.send(s_out)
+        self.s_out.send(s_out & (not self._muted()))
 
 
 def _decay(x: np.ndarray, decay_const: np.ndarray) -> np.ndarray:
@@ -225,4 +238,4 @@ class PyPopLifModelBitAcc(_PopLifResetModel):
         # spiking_activation and reset_voltage (models.py:424, :192)
         s_out = self.v > self.effective_vth
         self.v[s_out] = 0
-        self.s_out.send(s_out)
+        self.s_out.send(s_out & (not self._muted()))
