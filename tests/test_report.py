@@ -130,3 +130,18 @@ def test_energy_command_bad_input(graph_and_input, capsys, args, message):
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT
     assert err.startswith("error: ") and message in err
+
+
+def test_readme_node_table_is_generated_from_the_registries():
+    """The README's node-type x backend table equals what the registries say now (regenerate it with
+    scripts/readme_node_table.py); and it is not empty: every backend runs LIF, none runs Conv1d."""
+    from pathlib import Path
+
+    from snndeploy.report.support import readme_with_table, support_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert readme_with_table(readme) == readme, "README node table is stale: run scripts/readme_node_table.py"
+    table = support_markdown()
+    assert "| `LIF` | runs | runs | runs | runs |" in table
+    assert "| `Conv1d` | refused (1) | refused (1) | refused (1) | refused (1) |" in table
+    assert "| `Delay` | runs | refused" in table

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ir import graph as G
 from ..ir.analysed import as_analysed
-from ..lower.fixed import FIXED_SUPPORTED, FixedPlan, check_binary, fixed_plan_for, node_records
+from ..lower.fixed import FIXED_REFUSED_WHY, FIXED_SUPPORTED, FixedPlan, check_binary, fixed_plan_for, node_records
 from ..runtime.lava import LavaFactories, run_plan
 from .base import RunResult
 
@@ -64,6 +64,7 @@ FIXED_FACTORIES = LavaFactories(
 class LavaFixedBackend:
     name = "lava-fixed"
     supports = FIXED_SUPPORTED
+    refused_why = FIXED_REFUSED_WHY
 
     def __init__(self, record_states: bool = True):
         self.record_states = record_states

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import graph as G
 from ..ir.analysed import as_analysed
-from ..lower.plan import FLOAT_SUPPORTED, LavaPlan, build_plan
+from ..lower.plan import FLOAT_SUPPORTED, REFUSED_WHY, LavaPlan, build_plan
 from ..runtime.lava import LavaFactories, run_plan
 from .base import RunResult
 
@@ -71,6 +71,7 @@ FLOAT_FACTORIES = LavaFactories(
 class LavaFloatBackend:
     name = "lava-float"
     supports = FLOAT_SUPPORTED
+    refused_why = REFUSED_WHY
 
     def __init__(self, record_states: bool = False):
         self.record_states = record_states

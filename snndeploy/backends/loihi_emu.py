@@ -28,7 +28,15 @@ import numpy as np
 
 from ..ir import graph as G
 from ..ir.analysed import as_analysed
-from ..lower.fixed import FIXED_SUPPORTED, FixedPlan, check_binary, fixed_plan_for, node_records, validate_fixed_plan
+from ..lower.fixed import (
+    FIXED_REFUSED_WHY,
+    FIXED_SUPPORTED,
+    FixedPlan,
+    check_binary,
+    fixed_plan_for,
+    node_records,
+    validate_fixed_plan,
+)
 from ..lower.quantize import (
     ACT_SHIFT,
     DECAY_BITS,
@@ -176,6 +184,7 @@ def emulate(fp: FixedPlan, x: np.ndarray, device: str = "cpu", record_states: bo
 class LoihiEmuBackend:
     name = "loihi-emu"
     supports = FIXED_SUPPORTED
+    refused_why = FIXED_REFUSED_WHY
 
     def __init__(self, record_states: bool = True, device: Optional[str] = None):
         self.record_states = record_states

@@ -111,6 +111,7 @@ class _Interpreter:
 class NorseBackend:
     name = "norse"
     supports = DEFINED_TYPES
+    refused_why: dict = {}  # what the reference does not define is refused with NOT_DEFINED_WHY
 
     def __init__(self, device: str = "cpu", precision: str = "float64"):
         if precision not in PRECISIONS:

@@ -101,7 +101,9 @@ EXPORTERS: Dict[str, Exporter] = {
                 "MembraneSubtract (the default reset): NIR resets to v_reset",
                 "LIF tau_syn is not written",
             ),
-            source="sinabs/nir.py:157-177 (IF r = 1; tau in steps), layers/iaf.py:61-78 (per step)",
+            source="sinabs/nir.py:157-177 (IF r = 1; tau in steps), layers/iaf.py:61-78 (per step), "
+            "layers/lif.py (alpha = exp(-1/tau), input scaled by 1 - alpha)",
+            fixes=("exp_decay",),
         ),
         Exporter(
             "rockpool",
@@ -160,10 +162,21 @@ def _w_in_norse(node, dt: float):
     )
 
 
+def _exp_decay(node, dt: float):
+    """An exporter whose simulator decays by ``exp(-dt/tau)`` and integrates ``(1 - exp(-dt/tau)) * I``
+    (Sinabs' LIF and ExpLeak with norm_input): NIR's Euler step with ``tau' = dt / (1 - exp(-dt/tau))``
+    is that same update, exactly."""
+    names = [f for f in ("tau", "tau_mem") if hasattr(node, f)]
+    return {f: dt / -np.expm1(-dt / np.asarray(getattr(node, f), dtype=np.float64)) for f in names}, (
+        f"{', '.join(names)} set to dt / (1 - exp(-dt/tau)): the exporter's simulator decays by exp(-dt/tau)"
+    )
+
+
 #: a known error of an exporter, undone on load: node type names -> (node, dt) -> ({field: value}, note)
 NODE_FIXES: Dict[str, Tuple[Tuple[str, ...], object]] = {
     "tau_over_dt": (("LIF", "LI", "CubaLIF", "CubaLI"), _tau_over_dt),
     "w_in_norse": (("CubaLIF", "CubaLI"), _w_in_norse),
+    "exp_decay": (("LIF", "LI"), _exp_decay),
 }
 
 

@@ -42,15 +42,20 @@ def _text(value) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _known_types() -> List[str]:
+def nir_node_types() -> List[str]:
+    """Every node type the installed nir defines (NIRNode subclasses, NIRGraph included)."""
     import nir.ir
 
-    return sorted(n for n in nir.ir.__all__ if n != "NIRNode")
+    return sorted(
+        n
+        for n in nir.ir.__all__
+        if isinstance(getattr(nir.ir, n), type) and issubclass(getattr(nir.ir, n), nir.ir.NIRNode) and n != "NIRNode"
+    )
 
 
 def check_node_types(nodes: dict, where: str) -> None:
     """Every raw node names a type NIR defines; else GraphError naming node, type and the known types."""
-    known = _known_types()
+    known = nir_node_types()
     for name, raw in nodes.items():
         t = _text(raw.get("type", "")) if isinstance(raw, dict) else type(raw).__name__
         if t not in known:
@@ -207,6 +212,7 @@ def graph_from_raw(data: dict, where: str) -> Tuple[object, List[str]]:
                 raise GraphError(f"{where}: edge {edge!r} names node '{end}', which is not in the graph")
     _drop_batch_axis(nodes, edges, notes)
     _scalar_neurons(nodes, edges, notes)
+    _drop_batch_axis(nodes, edges, notes)  # again: a scalar neuron next to the Output has a shape now
     metadata = data.get("metadata") or {}
     try:
         graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(metadata), type_check=True)
