@@ -92,9 +92,9 @@ def _convention_args(p) -> None:
 
     p.add_argument(
         "--exporter",
-        choices=list(EXPORTERS),
-        help="the framework that wrote the graph: supplies the dt it assumed and its conventions "
-        "(docs/exporters.md); default: the graph's metadata, else the NIR spec",
+        metavar="NAME",
+        help=f"the framework that wrote the graph ({', '.join(EXPORTERS)}): supplies the dt it assumed and "
+        "its conventions (docs/exporters.md); default: the graph's metadata, else the NIR spec",
     )
     p.add_argument(
         "--dt", type=float, help="seconds per step; overrides the exporter's; required when nothing supplies one"

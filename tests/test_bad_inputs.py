@@ -131,7 +131,53 @@ def _dangling(tmp):
 
 
 # (id, argv builder, exit code, text the message must hold)
+def _type_foo(tmp):
+    """A file whose LIF node names a type nir does not define (written by hand with h5py)."""
+    path = write_graph(tmp, lif_graph())
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/lif1/type"]
+        f["node/nodes/lif1/type"] = np.bytes_("Foo")
+    return path
+
+
+def _mismatched_types(tmp):
+    """Input of 5 into an Affine that takes 4: nir's type check fails."""
+    g = lif_graph()
+    g.nodes["in"] = nir.Input(input_type={"input": np.array([5])})
+    path = tmp / "mismatch.nir"
+    nir.write(str(path), g)
+    return path
+
+
 CASES = [
+    (
+        "node-type-not-in-nir",
+        lambda t: compare(t, graph=_type_foo(t)),
+        2,
+        "node 'lif1' has type 'Foo', which NIR (nir 1.0.8) does not define",
+    ),
+    (
+        "edge-shapes-disagree",
+        lambda t: compare(t, graph=_mismatched_types(t)),
+        2,
+        "NIR's type check failed",
+    ),
+    (
+        "exporter-unknown",
+        lambda t: compare(t, extra=["--exporter", "pytorch"]),
+        2,
+        "unknown exporter 'pytorch'; known: nir, snndeploy, norse",
+    ),
+    (
+        "exporter-contradicts-metadata",
+        lambda t: compare(
+            t,
+            graph=write_graph(t, lif_graph(metadata={"dt": DT, "snndeploy_exporter": "snndeploy"})),
+            extra=["--exporter", "sinabs"],
+        ),
+        2,
+        "--exporter sinabs contradicts the exporter 'snndeploy'",
+    ),
     ("graph-missing", lambda t: compare(t, graph=t / "none.nir"), 2, "does not exist"),
     (
         "graph-not-hdf5",

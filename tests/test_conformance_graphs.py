@@ -30,9 +30,9 @@ def _spiking_nodes(graph):
     return out
 
 
-def _agreement(graph, x):
-    ref = get_backend("norse").run(graph, x, DT)
-    lava = get_backend("lava-float", record_states=True).run(graph, x, DT)
+def _agreement(graph, x, dt=DT):
+    ref = get_backend("norse").run(graph, x, dt)
+    lava = get_backend("lava-float", record_states=True).run(graph, x, dt)
     agree = {}
     for n in _spiking_nodes(graph):
         a, b = ref.outputs[n], lava.outputs[n]
@@ -44,9 +44,11 @@ def _agreement(graph, x):
 @pytest.mark.lava
 @pytest.mark.slow
 def test_cnn_sinabs_norse_vs_lava_float():
-    g = G.load_graph(PAPER / "cnn_sinabs.nir")
+    """Read as Sinabs wrote it (--exporter sinabs: time in steps, dt = 1, IF per step)."""
+    g, conv = G.open_graph(PAPER / "cnn_sinabs.nir", exporter="sinabs")
+    assert conv.dt == 1.0 and conv.exporter.integrate == "per step"
     x = (np.random.default_rng(11).random((2, 20, 2, 34, 34)) < 0.15).astype(np.float64)
-    agree, ref, _ = _agreement(g, x)
+    agree, ref, _ = _agreement(g, x, conv.dt)
     assert set(agree) == {"1", "3", "6", "10", "12"}
     assert ref.outputs["12"].sum() > 0 and ref.outputs["1"].sum() > 0, "inputs too weak to test anything"
     assert min(agree.values()) >= MIN_AGREEMENT, agree
@@ -69,7 +71,8 @@ def test_two_lif_neurons_norse_vs_lava_float():
 def test_recurrent_braille_graphs_run_with_the_cycle_cut_at_its_back_edge(name):
     """The cycle lif1.lif <-> lif1.w_rec runs (back edge w_rec -> lif: previous step); the full
     agreement check on longer inputs is in test_recurrent.py."""
-    g = G.load_graph(PAPER / name)
+    g, conv = G.open_graph(PAPER / name, exporter="snntorch")  # the paper's Braille graphs: snnTorch, dt 1e-4
+    assert conv.dt == DT
     assert G.recurrent_order(g).back_edges == {("lif1.w_rec", "lif1.lif")}
     with pytest.raises(GraphError, match=r"recurrent cycle lif1\.(lif|w_rec) -> lif1\.(lif|w_rec) -> "):
         G.topological_order(g)  # the DAG-only order still names the cycle

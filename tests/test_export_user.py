@@ -21,6 +21,7 @@ from norse.torch import (
 
 import snndeploy
 from snndeploy.errors import GraphError
+from snndeploy.ir import graph as G
 
 DT = 1e-3
 
@@ -73,6 +74,10 @@ def test_sequential_state_mlp_exports_and_deploys(tmp_path):
     assert [type(graph.nodes[n]).__name__ for n in ("0", "1", "3", "4")] == ["Affine", "LIF", "Affine", "CubaLIF"]
     assert "2" not in graph.nodes  # Dropout is the identity in eval mode
     assert graph.metadata["exporter"].startswith("snndeploy")
+    # provenance: the file names its exporter profile, so it runs as written with no --exporter or --dt
+    assert graph.metadata["snndeploy_exporter"] == "snndeploy"
+    _, conv = G.open_graph(tmp_path / "user.nir")
+    assert (conv.exporter.name, conv.exporter_from, conv.dt) == ("snndeploy", "graph metadata", DT)
     got = snndeploy.run(snndeploy.load(tmp_path / "user.nir"), x, "norse").outputs
     for name in ("1", "4"):
         assert want[name].sum() > 0, f"torch layer {name} is silent: the comparison would prove nothing"

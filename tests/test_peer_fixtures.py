@@ -160,3 +160,48 @@ def test_spikingjelly_if_follows_the_spec_and_warns_without_a_profile():
     ag2 = analyse(g2)
     per_step = get_backend("norse").run(ag2, d["input"].reshape(d["input"].shape[:2] + ag2.input_shape), 1e-4)
     assert per_step.outputs[if_nodes[0]].mean() > 2 * out.outputs[if_nodes[0]].mean()
+
+
+@pytest.mark.lava
+def test_cli_compare_with_exporter_reports_the_conventions(tmp_path):
+    """`snndeploy compare GRAPH --exporter sinabs`: the Sinabs graph with scalar parameters loads, both
+    backends reproduce it, and the report says which profile and dt ran and what was changed on load."""
+    from snndeploy.cli import main
+
+    e = next(e for e in MANIFEST if e["file"] == "sinabs/scalar_single.nir")
+    d = np.load(PEERS / e["file"].replace(".nir", ".npz"))
+    np.savez(tmp_path / "in.npz", spikes=d["input"])
+    rc = main(
+        [
+            "compare",
+            str(PEERS / e["file"]),
+            "--exporter",
+            "sinabs",
+            "--backends",
+            "norse,lava-float",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--out",
+            str(tmp_path / "rep"),
+        ]
+    )
+    assert rc == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    conv = rep["conventions"]
+    assert (conv["exporter"], conv["exporter_from"], conv["dt"], conv["dt_from"]) == (
+        "sinabs",
+        "--exporter",
+        1.0,
+        "exporter profile 'sinabs'",
+    )
+    assert any("scalar parameters broadcast" in n for n in conv["notes"])
+    assert any("dt / (1 - exp(-dt/tau))" in n for n in conv["notes"])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "exporter profile: `sinabs`" in md and "changed on load" in md
+    rc = main(
+        ["run", str(PEERS / e["file"]), "--exporter", "sinabs", "--backend", "norse"]
+        + ["--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz")]
+    )
+    assert rc == 0
+    out = np.load(tmp_path / "out.npz")
+    assert np.max(np.abs(out["output"].reshape(d["output"].shape) - d["output"])) <= MEMBRANE_ATOL
