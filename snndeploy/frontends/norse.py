@@ -15,6 +15,7 @@ metadata so that ``compare`` can encode inputs identically.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
@@ -167,6 +168,43 @@ def export_li_cell(name: str, m, dt: float, shape):
     )
 
 
+@dataclass(frozen=True)
+class Subgraph:
+    """What an exporter returns for a module that is several NIR nodes: nodes named by suffix (the
+    graph names them ``<module path>.<suffix>``), edges between them, where the input enters and
+    where the output leaves."""
+
+    nodes: Dict[str, object]
+    edges: List[Tuple[str, str]]
+    entry: str
+    exit: str
+
+
+def export_lif_recurrent_cell(name: str, m, dt: float, shape):
+    """Norse LIFRecurrentCell -> Linear (input_weights) -> CubaLIF <-> Linear (recurrent_weights).
+
+    Norse's ``lif_step``: ``i_jump = i + W_in x(t) + W_rec z(t-1)``; ``v`` integrates ``i_jump``
+    (this step's input, as LIFCell); then ``i`` decays. That is NIR's CubaLIF (``w_in = tau_syn/dt``,
+    as LIFCell) fed by ``W_in x`` and by a back edge ``lif -> w_rec -> lif``, which carries the
+    previous step's spikes (none at step 0: ``w_rec`` has no bias). The recurrent weights are
+    exported as the cell holds them (Norse zeroes the diagonal without autapses). Initial state
+    ``v = v_leak``, ``i = 0``, ``z = 0`` as in Norse.
+    """
+    import nir
+
+    _check_dt(name, m, dt)
+    hidden = (int(m.hidden_size),)
+    lif = export_lif_cell(name, m, dt, hidden)
+    w_in, w_rec = _np(m.input_weights), _np(m.recurrent_weights)
+    if w_in.shape != (hidden[0], int(np.prod(shape))):
+        raise GraphError(f"module '{name}': input_weights {w_in.shape} do not take input of shape {shape}")
+    nodes = {"w_in": nir.Linear(weight=w_in), "lif": lif, "w_rec": nir.Linear(weight=w_rec)}
+    for node, i, o in ((nodes["w_in"], shape, hidden), (lif, hidden, hidden), (nodes["w_rec"], hidden, hidden)):
+        node.input_type = {"input": np.array(i)}
+        node.output_type = {"output": np.array(o)}
+    return Subgraph(nodes, [("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif")], "w_in", "lif")
+
+
 def _neuron_exporters() -> Dict[type, Callable]:
     from norse.torch import IAFCell, LIBoxCell, LICell, LIFBoxCell, LIFCell
 
@@ -201,12 +239,15 @@ def leaves(model: nn.Module, prefix: str = "") -> List[Tuple[str, nn.Module]]:
 
 def _exporters() -> Dict[type, Callable]:
     """Module type -> exporter: the registry (neurons keep their input's shape)."""
+    from norse.torch import LIFRecurrentCell
+
     return {
         nn.Linear: export_linear,
         nn.Conv2d: export_conv2d,
         nn.AvgPool2d: export_avgpool2d,
         nn.Flatten: export_flatten,
         **_neuron_exporters(),
+        LIFRecurrentCell: export_lif_recurrent_cell,
     }
 
 
@@ -220,7 +261,7 @@ def _refuse(name: str, m: nn.Module, exporters) -> None:
     if any(True for _ in m.children()):
         hint = " (a container with its own forward is not traced yet: use nn.Sequential or SequentialState)"
     if "Recurrent" in type(m).__name__:
-        hint = " (recurrent cells are not exported yet)"
+        hint = " (of Norse's recurrent cells, LIFRecurrentCell is exported)"
     supported = [t.__name__ for t in exporters] + [t.__name__ for t in IDENTITIES] + ["Sequential", "SequentialState"]
     raise GraphError(
         f"module '{name}' of type {type(m).__name__} has no NIR exporter{hint}; supported: {', '.join(supported)}"
@@ -230,6 +271,8 @@ def _refuse(name: str, m: nn.Module, exporters) -> None:
 def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ...]:
     if type(m) in _neuron_exporters():  # neurons keep their input's shape
         return shape
+    if hasattr(m, "hidden_size") and hasattr(m, "recurrent_weights"):  # a recurrent cell
+        return (int(m.hidden_size),)
     try:
         with torch.no_grad():
             y = m(torch.zeros((1,) + shape, dtype=next(m.parameters(), torch.zeros(1)).dtype))
@@ -263,6 +306,11 @@ def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
             _refuse(name, m, exporters)
         out = _out_shape(name, m, shape)
         node = fn(name, m, dt, shape)
+        if isinstance(node, Subgraph):
+            nodes.update({f"{name}.{k}": v for k, v in node.nodes.items()})
+            edges += [(prev, f"{name}.{node.entry}")] + [(f"{name}.{a}", f"{name}.{b}") for a, b in node.edges]
+            prev, shape = f"{name}.{node.exit}", out
+            continue
         node.input_type = {"input": np.array(shape)}
         node.output_type = {"output": np.array(out)}
         nodes[name] = node
