@@ -167,12 +167,58 @@ def test_recurrent_cell_model_exports_and_deploys(tmp_path):
         np.testing.assert_array_equal(fixed.outputs[node], emu.outputs[node], err_msg=node)
 
 
+class _TwoBranches(torch.nn.Module):
+    """A user's own forward: two LIF branches from the input, summed into a LIF readout."""
+
+    def __init__(self):
+        super().__init__()
+        p = LIFBoxParameters(tau_mem_inv=torch.tensor(1 / 0.01), v_th=torch.tensor(0.3))
+        self.fc_a, self.fc_b = torch.nn.Linear(6, 8), torch.nn.Linear(6, 5)
+        self.lif_a, self.lif_b = LIFBoxCell(p, dt=DT), LIFBoxCell(p, dt=DT)
+        self.fc_oa, self.fc_ob = torch.nn.Linear(8, 3), torch.nn.Linear(5, 3)
+        self.lif_o = LIFBoxCell(p, dt=DT)
+
+    def forward(self, x, state=None):
+        sa, sb, so = (None, None, None) if state is None else state
+        za, sa = self.lif_a(self.fc_a(x), sa)
+        zb, sb = self.lif_b(self.fc_b(x), sb)
+        z, so = self.lif_o(self.fc_oa(za) + self.fc_ob(zb), so)
+        return z, (sa, sb, so)
+
+
+class _UsesRelu(_TwoBranches):
+    def forward(self, x, state=None):
+        z, s = self.lif_a(torch.relu(self.fc_a(x)), None)
+        return z, s
+
+
+@pytest.mark.lava
+def test_a_traced_forward_with_branches_exports_and_deploys(tmp_path):
+    model = _seeded(_TwoBranches(), 0.6)
+    x = (np.random.default_rng(6).random((3, 40, 6)) < 0.3).astype(np.float64)
+    cells = {"lif_a": model.lif_a, "lif_b": model.lif_b, "lif_o": model.lif_o}
+    want = _run_torch(model, torch.as_tensor(x), cells)
+    graph = snndeploy.export(model, (6,), DT)
+    assert {("fc_oa", "lif_o"), ("fc_ob", "lif_o"), ("input", "fc_a"), ("input", "fc_b")} <= set(graph.edges)
+    got = snndeploy.run(graph, x, "norse").outputs
+    for name in cells:
+        assert want[name].sum() > 0, f"torch layer {name} is silent: the comparison would prove nothing"
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    lava = snndeploy.run(graph, x, "lava-float").outputs
+    np.testing.assert_array_equal(lava["lif_o"], got["lif_o"])
+
+
+def test_a_forward_that_cannot_be_traced_is_refused_naming_the_operation():
+    with pytest.raises(GraphError, match=r"uses 'relu' \(call_function\).*only calls of exportable modules"):
+        snndeploy.export(_UsesRelu(), (6,), DT)
+
+
 @pytest.mark.parametrize(
     "model, text",
     [
         (
             lambda: SequentialState(torch.nn.Sequential(_Custom())),
-            "module '0.0' of type _Custom has no NIR exporter (a container with its own forward is not traced yet",
+            "module '0.0' of type _Custom has no NIR exporter (a container inside a Sequential is not traced",
         ),
         (
             lambda: SequentialState(torch.nn.Linear(4, 3), torch.nn.ReLU()),

@@ -259,7 +259,7 @@ def _refuse(name: str, m: nn.Module, exporters) -> None:
         raise GraphError(own(name))
     hint = ""
     if any(True for _ in m.children()):
-        hint = " (a container with its own forward is not traced yet: use nn.Sequential or SequentialState)"
+        hint = " (a container inside a Sequential is not traced: export the container itself, or flatten it)"
     if "Recurrent" in type(m).__name__:
         hint = " (of Norse's recurrent cells, LIFRecurrentCell is exported)"
     supported = [t.__name__ for t in exporters] + [t.__name__ for t in IDENTITIES] + ["Sequential", "SequentialState"]
@@ -283,9 +283,28 @@ def _out_shape(name: str, m: nn.Module, shape: Tuple[int, ...]) -> Tuple[int, ..
     return tuple(int(d) for d in y.shape[1:])
 
 
+def _program(model: nn.Module, exporters):
+    """The module calls to export: a container's leaves in order, else the traced forward
+    (:mod:`.trace`)."""
+    from .trace import Program, Step, trace
+
+    containers = isinstance(model, nn.Sequential) or isinstance(getattr(model, "layers", None), nn.ModuleDict)
+    if not containers and type(model) not in exporters and any(True for _ in model.children()):
+        return trace(model, tuple(exporters) + IDENTITIES)
+    chain = leaves(model)
+    if not chain:
+        raise GraphError(f"model of type {type(model).__name__} has no module to export")
+    steps, prev = [], "input"
+    for name, m in chain:
+        steps.append(Step(name, m, (prev,)))
+        prev = name
+    return Program(tuple(steps), (prev,))
+
+
 def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
-    """Export a model (this project's networks, or nested ``nn.Sequential`` / ``SequentialState``) to a
-    NIRGraph, per sample ``in_shape`` (no batch or time axis), one time step ``dt`` in seconds.
+    """Export a model (this project's networks, nested ``nn.Sequential`` / ``SequentialState``, or a
+    module whose ``forward`` torch.fx can trace, :mod:`.trace`) to a NIRGraph, per sample
+    ``in_shape`` (no batch or time axis), one time step ``dt`` in seconds.
 
     Every node gets explicit input/output types (nir 1.0.8 infers Conv2d shapes from the
     kernel height only), and neuron parameters are full per-neuron arrays of the node's shape.
@@ -294,30 +313,40 @@ def to_nir(model: nn.Module, in_shape, dt: float, config: dict | None = None):
 
     exporters = _exporters()
     shape = (int(in_shape),) if np.isscalar(in_shape) else tuple(int(d) for d in in_shape)
+    program = _program(model, exporters)
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges = []
-    prev = "input"
-    chain = leaves(model)
-    if not chain:
-        raise GraphError(f"model of type {type(model).__name__} has no module to export")
-    for name, m in chain:
+    shapes = {"input": shape}
+    exits = {"input": "input"}  # step name -> the node its output leaves from
+    for step in program.steps:
+        name, m = step.name, step.module
+        srcs = {shapes[s] for s in step.sources}
+        if len(srcs) != 1:
+            raise GraphError(f"module '{name}': the values summed into its input have shapes {sorted(srcs)}")
+        (in_shape_,) = srcs
         fn = exporters.get(type(m))
         if fn is None:
             _refuse(name, m, exporters)
-        out = _out_shape(name, m, shape)
-        node = fn(name, m, dt, shape)
+        out = _out_shape(name, m, in_shape_)
+        node = fn(name, m, dt, in_shape_)
         if isinstance(node, Subgraph):
             nodes.update({f"{name}.{k}": v for k, v in node.nodes.items()})
-            edges += [(prev, f"{name}.{node.entry}")] + [(f"{name}.{a}", f"{name}.{b}") for a, b in node.edges]
-            prev, shape = f"{name}.{node.exit}", out
-            continue
-        node.input_type = {"input": np.array(shape)}
-        node.output_type = {"output": np.array(out)}
-        nodes[name] = node
-        edges.append((prev, name))
-        prev, shape = name, out
+            edges += [(exits[s], f"{name}.{node.entry}") for s in step.sources]
+            edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in node.edges]
+            exits[name] = f"{name}.{node.exit}"
+        else:
+            node.input_type = {"input": np.array(in_shape_)}
+            node.output_type = {"output": np.array(out)}
+            nodes[name] = node
+            edges += [(exits[s], name) for s in step.sources]
+            exits[name] = name
+        shapes[name] = out
+    out_shapes = {shapes[s] for s in program.output}
+    if len(out_shapes) != 1:
+        raise GraphError(f"the values summed into the model's output have shapes {sorted(out_shapes)}")
+    (shape,) = out_shapes
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
-    edges.append((prev, "output"))
+    edges += [(exits[s], "output") for s in program.output]
     metadata = {META_DT: float(dt), META_EXPORTER: EXPORTER_PROFILE, META_WRITER: _provenance()}
     if config is not None:
         metadata[META_CONFIG] = json.dumps(config, sort_keys=True)
