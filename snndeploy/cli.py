@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--data-dir")
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt (same config)")
+    t.add_argument(
+        "--ann-twin",
+        action="store_true",
+        help="also train the same architecture with ReLU instead of spiking neurons; write DIR/ann.onnx",
+    )
     t.add_argument("--out", required=True)
 
     r = sub.add_parser("run", help="run one backend on encoded input; write every node's output")
@@ -120,6 +125,19 @@ def _more_commands(sub) -> None:
     q.add_argument("--data-dir")
     q.add_argument("--out", required=True)
 
+    v = sub.add_parser("convert", help="convert a trained ReLU ANN (ONNX) into a rate-coded spiking NIR graph")
+    v.add_argument("model", help="the ANN as an .onnx file")
+    v.add_argument("--dataset", required=True, help="for calibration (training split) and evaluation (test split)")
+    v.add_argument("--data-dir")
+    v.add_argument("--steps", type=int, default=64, help="time steps per sample (default 64)")
+    v.add_argument("--calibration", type=int, default=1000, help="training samples for threshold balancing")
+    v.add_argument(
+        "--normalization", default="percentile:99.9", help="max | percentile:P (default percentile:99.9)"
+    )
+    v.add_argument("--samples", type=int, help="test samples to evaluate (default: the whole test set)")
+    v.add_argument("--dt", type=float, default=1e-3, help="seconds per step written to the graph (default 1e-3)")
+    v.add_argument("--out", required=True, help="folder for model.nir and conversion.json")
+
     d = sub.add_parser("demo", help="train (or reuse), export, compare norse vs lava-float on digits")
     d.add_argument("--out", default="out/demo")
     d.add_argument("--samples", type=int, help="test samples to compare (default: the whole test split, 450)")
@@ -158,11 +176,18 @@ def cmd_train(args) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
         resume=args.resume,
+        ann_twin=args.ann_twin,
     )
     print(
         f"test accuracy ({metrics['test_samples']} samples, norse float32, {metrics['device']}): "
         f"{100 * metrics['test_accuracy']:.2f} %  [{metrics['how']}]"
     )
+    twin = metrics.get("ann_twin")
+    if twin:
+        print(
+            f"ANN twin (ReLU, same architecture/data/epochs/seed): test accuracy {100 * twin['test_accuracy']:.2f} % "
+            f"(onnxruntime), {twin['train_wall_s']:.1f} s training, {twin['parameters']} parameters"
+        )
     for k, v in artifacts.items():
         print(f"wrote {k}: {v}")
     return EXIT_OK
@@ -353,7 +378,14 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args) -> int:
+    from .frontends.onnx import convert_cli
+
+    return convert_cli(args)
+
+
 COMMANDS = {
+    "convert": cmd_convert,
     "export": cmd_export,
     "qat": cmd_qat,
     "train": cmd_train,

@@ -311,8 +311,10 @@ def train(
     data_dir: Optional[str] = None,
     quiet: bool = False,
     resume: bool = False,
+    ann_twin: bool = False,
 ) -> Tuple[Dict, Dict[str, Path]]:
-    """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export."""
+    """Train, checkpoint every epoch (``resume`` continues from it), evaluate, export; ``ann_twin``: also
+    train the same architecture with ReLU (:mod:`snndeploy.train.ann`, metrics under ``ann_twin``)."""
     import torch
 
     from ..frontends.norse import to_nir
@@ -353,6 +355,10 @@ def train(
         "config_hash": config_hash(cfg),
     }
     artifacts = {"checkpoint": ckpt_path, "metrics": out_dir / "metrics.json", "graph": out_dir / "model.nir"}
+    if ann_twin:
+        from .ann import train_ann_twin
+
+        metrics["ann_twin"], artifacts["ann"] = train_ann_twin(cfg, ds, out_dir, dev, quiet)
     write_json(artifacts["metrics"], metrics)
     # export last: a model NIR cannot express is trained and saved, then refused with the reason
     save_graph(to_nir(model.cpu(), in_shape, cfg["dt"], graph_cfg), artifacts["graph"])
