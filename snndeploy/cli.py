@@ -379,7 +379,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .frontends.onnx import convert_cli
+    from .train.convert import convert_cli
 
     return convert_cli(args)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from snndeploy.data import datasets as D
+from snndeploy.data import idx as I
 from snndeploy.errors import DatasetError
 
 N_TRAIN, N_TEST = 12, 5
@@ -57,26 +58,44 @@ def check_mnist_like(ds, arrays):
     assert ds.n_classes == 10 and ds.shape == (28, 28)
 
 
-# ---------------------------------------------------------------- IDX parser
+# ---------------------------------------------------------------- IDX files: our checks, torchvision's parser
+
+
+def stage_and_read(src: Path, tmp: Path, **expect):
+    """Stage ``src`` as the loaders do and parse the staged file with torchvision's IDX reader."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    dest = tmp / "staged"
+    shape, dt = I.stage_idx(src, dest, **expect)
+    got = read_sn3_pascalvincent_tensor(str(dest), strict=True).numpy()
+    assert got.shape == shape and got.dtype == dt.newbyteorder("=")
+    return got
 
 
 @pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize("code", [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E])
-def test_read_idx_round_trip_all_type_codes(tmp_path, gz, code):
+def test_idx_round_trip_all_type_codes(tmp_path, gz, code):
     dt = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}[code]
     arr = (np.arange(2 * 3 * 4) - (0 if code == 0x08 else 7)).astype(dt).reshape(2, 3, 4)
-    got = D.read_idx(write_idx(tmp_path / "a-idx3", arr, gz, code), ndim=3, dtype_code=code)
+    src = write_idx(tmp_path / "a-idx3", arr, gz, code)
+    got = stage_and_read(src, tmp_path, ndim=3, dtype_code=code)
     assert got.dtype == np.dtype(dt) and got.shape == arr.shape
     np.testing.assert_array_equal(got, arr)
+    staged = tmp_path / "staged"
+    if gz:  # inflated: torchvision 0.29 opens the file with a bare open(), no gunzip
+        assert not staged.is_symlink() and staged.read_bytes() == idx_bytes(arr, code)
+    else:  # plain: a symlink, never a copy
+        assert staged.is_symlink() and staged.resolve() == src.resolve()
 
 
-def test_read_idx_gzip_detected_by_content_not_suffix(tmp_path):
+def test_idx_gzip_detected_by_content_not_suffix(tmp_path):
     arr = np.arange(6, dtype=np.uint8)
     p = tmp_path / "labels-idx1-ubyte"
     p.write_bytes(gzip.compress(idx_bytes(arr)))
-    np.testing.assert_array_equal(D.read_idx(p), arr)
+    np.testing.assert_array_equal(stage_and_read(p, tmp_path), arr)
 
 
+@pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize(
     "mutate, expect",
     [
@@ -89,22 +108,63 @@ def test_read_idx_gzip_detected_by_content_not_suffix(tmp_path):
         (lambda b: b[:6], "truncated IDX header"),
         (lambda b: b[:2], "not an IDX file"),
         (lambda b: b"", "not an IDX file"),
+        (lambda b: b[:4] + struct.pack(">III", 2**32 - 1, 2**32 - 1, 2**32 - 1) + b[16:], "truncated"),
     ],
 )
-def test_read_idx_corrupt_names_file_and_expectation(tmp_path, mutate, expect):
+def test_idx_corrupt_names_file_and_expectation(tmp_path, mutate, expect, gz):
     p = tmp_path / "images-idx3-ubyte"
-    p.write_bytes(mutate(idx_bytes(np.zeros((2, 3, 3), np.uint8))))
+    data = mutate(idx_bytes(np.zeros((2, 3, 3), np.uint8)))
+    p.write_bytes(gzip.compress(data) if gz else data)
     with pytest.raises(DatasetError, match=expect) as ei:
-        D.read_idx(p, ndim=3, dtype_code=0x08)
+        I.stage_idx(p, tmp_path / "staged", ndim=3, dtype_code=0x08)
     assert str(p) in str(ei.value)
 
 
-def test_read_idx_corrupt_gzip(tmp_path):
+def test_idx_corrupt_gzip(tmp_path):
     p = tmp_path / "x-idx1-ubyte.gz"
     p.write_bytes(gzip.compress(idx_bytes(np.zeros(100, np.uint8)))[:30])
     with pytest.raises(DatasetError, match="corrupt gzip") as ei:
-        D.read_idx(p)
+        I.stage_idx(p, tmp_path / "staged")
     assert str(p) in str(ei.value)
+
+
+def test_idx_unreadable_file_named(tmp_path):
+    with pytest.raises(DatasetError, match="cannot read .*absent-idx1-ubyte"):
+        I.stage_idx(tmp_path / "absent-idx1-ubyte", tmp_path / "staged")
+
+
+def gzip_bomb(path: Path, n_images: int, declared: int = 0) -> Path:
+    """Gzipped IDX images declaring ``declared`` images (default: ``n_images``), holding ``n_images``."""
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", declared or n_images, 28, 28))
+        for _ in range(n_images):
+            f.write(bytes(784))
+    return path
+
+
+@pytest.mark.parametrize("declared", [0, 1], ids=["header-says-all", "header-says-1"])
+def test_idx_gzip_bomb_refused_within_budget(tmp_path, declared):
+    """Inflating stops once past the budget, whatever the header declares; the staged file never holds
+    more than the header declares and the budget allows."""
+    p = gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", 4000, declared)  # about 3 MB inflated
+    budget = 2**20
+    with pytest.raises(DatasetError, match=r"inflates to more than 0\.0 GiB.*refused before allocating") as ei:
+        I.stage_idx(p, tmp_path / "staged", limit=budget, ndim=3, dtype_code=0x08)
+    assert str(p) in str(ei.value)
+    assert (tmp_path / "staged").stat().st_size <= (16 + 784 * declared if declared else 0)
+
+
+def test_idx_gzip_within_budget_and_without_one(tmp_path):
+    p = gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", 40)
+    for limit in (0, 16 + 40 * 784):  # 0: no budget known
+        shape, _ = I.stage_idx(p, tmp_path / f"staged{limit}", limit=limit, ndim=3, dtype_code=0x08)
+        assert shape == (40, 28, 28) and (tmp_path / f"staged{limit}").stat().st_size == 16 + 40 * 784
+    with pytest.raises(DatasetError, match="inflates to more than"):
+        I.stage_idx(p, tmp_path / "staged-1", limit=16 + 40 * 784 - 1)
+    short = gzip_bomb(tmp_path / "short-idx3-ubyte.gz", 3, declared=2)
+    with pytest.raises(DatasetError, match=r"IDX data of 2352 bytes, expected 1568 .*\(trailing bytes\)"):
+        I.stage_idx(short, tmp_path / "staged-short")
+    assert (tmp_path / "staged-short").stat().st_size == 16 + 2 * 784  # nothing past what the header declares
 
 
 # ---------------------------------------------------------------- MNIST / Fashion-MNIST
@@ -193,6 +253,119 @@ def test_fashion_mnist_real_debian_package():
     assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
     np.testing.assert_array_equal(np.bincount(ds.y_train), np.full(10, 6000))
     np.testing.assert_array_equal(np.bincount(ds.y_test), np.full(10, 1000))
+
+
+@pytest.mark.parametrize("name, tv_class", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+@pytest.mark.parametrize("gz", [False, True])
+def test_torchvision_is_the_reader(tmp_path, monkeypatch, name, tv_class, gz):
+    """The arrays come out of torchvision's dataset class (not a parser of ours), which reads the
+    staged files: symlinks to the plain files, inflated copies of the gzipped ones."""
+    import torchvision.datasets
+    from torchvision.datasets import mnist as tvm
+
+    arrays, paths = make_mnist_dir(tmp_path / "d", gz)
+    made, read = [], []
+    orig_load = tvm.MNIST._load_data
+
+    def load_data(self):
+        data, targets = orig_load(self)
+        made.append((type(self), self.train, data.clone(), targets.clone()))
+        return data, targets
+
+    def recording(fn):
+        def wrapped(path):
+            read.append((Path(path), Path(path).is_symlink(), Path(path).resolve()))
+            return fn(path)
+
+        return wrapped
+
+    monkeypatch.setattr(tvm.MNIST, "_load_data", load_data)
+    monkeypatch.setattr(tvm, "read_image_file", recording(tvm.read_image_file))
+    monkeypatch.setattr(tvm, "read_label_file", recording(tvm.read_label_file))
+    ds = D.get_dataset(name, tmp_path / "d")
+    check_mnist_like(ds, arrays)
+    cls = getattr(torchvision.datasets, tv_class)
+    assert [(c, train) for c, train, _, _ in made] == [(cls, True), (cls, False)]
+    np.testing.assert_array_equal(made[0][2].numpy(), arrays["train_images"])
+    np.testing.assert_array_equal(made[1][3].numpy(), arrays["test_labels"])
+    assert [r[0].name for r in read] == [
+        D.IDX_FILES[k] for k in ("train_images", "train_labels", "test_images", "test_labels")
+    ]
+    assert all(r[0].parent.parts[-2:] == (tv_class, "raw") for r in read)
+    for (_, is_link, target), key in zip(read, ("train_images", "train_labels", "test_images", "test_labels")):
+        assert is_link == (not gz)
+        if not gz:
+            assert target == paths[key].resolve()
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_nothing_is_downloaded(tmp_path, monkeypatch, name):
+    """Loading, and failing to load, never calls torchvision's download nor opens a URL."""
+    import urllib.request
+
+    from torchvision.datasets import mnist as tvm
+    from torchvision.datasets import utils as tvu
+
+    def no_network(*a, **k):
+        raise AssertionError(f"tried to download: {a}")
+
+    monkeypatch.setattr(tvm.MNIST, "download", no_network)
+    monkeypatch.setattr(tvm, "download_and_extract_archive", no_network)
+    monkeypatch.setattr(tvu, "download_url", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    arrays, paths = make_mnist_dir(tmp_path, gz=True)
+    check_mnist_like(D.get_dataset(name, tmp_path), arrays)
+    paths["test_labels"].unlink()
+    with pytest.raises(DatasetError, match="missing .*t10k-labels-idx1-ubyte"):
+        D.get_dataset(name, tmp_path)
+
+
+def test_staging_folder_is_removed(tmp_path, monkeypatch):
+    """The temporary torchvision root is gone after a load and after a refusal (nothing left behind)."""
+    import tempfile
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    arrays, paths = make_mnist_dir(tmp_path / "d", gz=True)
+    check_mnist_like(D.get_dataset("mnist", tmp_path / "d"), arrays)
+    assert list(tmp.iterdir()) == []
+    paths["test_images"].write_bytes(gzip.compress(b"\x00\x00\x08\x03"))
+    with pytest.raises(DatasetError, match="truncated IDX header"):
+        D.get_dataset("mnist", tmp_path / "d")
+    assert list(tmp.iterdir()) == []
+
+
+def test_torchvision_refusal_is_a_dataset_error(tmp_path, monkeypatch):
+    """Should torchvision still refuse what our checks passed (a file changed in between), the error
+    names the folder and the reader, not a bare assert."""
+    from torchvision.datasets import mnist as tvm
+
+    def refuse(path):
+        raise AssertionError()
+
+    make_mnist_dir(tmp_path, gz=False)
+    monkeypatch.setattr(tvm, "read_image_file", refuse)
+    with pytest.raises(DatasetError, match=f"torchvision's MNIST reader refused the IDX files in {tmp_path}"):
+        D.get_dataset("mnist", tmp_path)
+
+
+def test_mnist_gzip_bomb_refused_by_the_loader(tmp_path, monkeypatch):
+    """The memory budget reaches the loader's gunzip (tests/test_bad_inputs.py runs this through the CLI)."""
+    make_mnist_dir(tmp_path, gz=True)
+    gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", 4000)
+    monkeypatch.setattr(D, "available_memory_bytes", lambda: int(2**20 / D.MEMORY_HEADROOM))
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz: inflates to more than"):
+        D.get_dataset("mnist", tmp_path)
+
+
+def test_fashion_mnist_default_dir_is_the_debian_one(tmp_path, monkeypatch):
+    """Without --data-dir the loader reads FASHION_MNIST_DIR (the Debian package's gzipped files)."""
+    arrays, _ = make_mnist_dir(tmp_path / "debian", gz=True, seed=5)
+    monkeypatch.setattr(D, "FASHION_MNIST_DIR", tmp_path / "debian")
+    ds = D.get_dataset("fashion-mnist")
+    check_mnist_like(ds, arrays)
+    assert str(tmp_path / "debian") in ds.source
 
 
 # ---------------------------------------------------------------- CIFAR-10

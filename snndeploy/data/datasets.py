@@ -15,15 +15,19 @@ name               where the files come from                   image shape
 ``cifar10``        ``--data-dir`` with ``cifar-10-batches-py`` (3, 32, 32)
 =================  ==========================================  ===============
 
-IDX files (LeCun's MNIST format) are parsed by :func:`read_idx` (pure numpy).
-CIFAR-10 python batches are pickles; they are read with an unpickler that only
-admits the numpy globals an array needs, so a foreign pickle cannot run code.
+IDX files (LeCun's MNIST format) are parsed by torchvision's ``MNIST`` /
+``FashionMNIST`` classes (``download=False``), pointed at a temporary folder of
+symlinks (plain files) or inflated copies (gzipped files); header, length and
+inflated size are checked first by :mod:`snndeploy.data.idx`, which torchvision
+does not do. CIFAR-10 python batches are pickles; they are read here with an
+unpickler that only admits the numpy globals an array needs, so a foreign pickle
+cannot run code (torchvision's ``CIFAR10`` calls ``pickle.load`` on them).
 """
 
 from __future__ import annotations
 
 import pickle
-import zlib
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -32,6 +36,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..util.memory import MEMORY_HEADROOM, available_memory_bytes
+from .idx import stage_idx
 
 #: the fixed split of the digits set
 DIGITS_TEST_FRACTION = 0.25
@@ -48,19 +53,6 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-#: IDX type code (3rd magic byte) -> big-endian numpy dtype
-IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-IDX_HEADER_BYTES = 4  # 0x00 0x00 <type code> <number of dimensions>
-IDX_DIM_BYTES = 4  # each dimension: unsigned 32-bit big-endian
-GZIP_MAGIC = b"\x1f\x8b"
 
 #: CIFAR-10 python batches
 CIFAR10_SUBDIR = "cifar-10-batches-py"
@@ -87,74 +79,7 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------------
-# IDX parser
-
-
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its suffix)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if raw[:2] == GZIP_MAGIC:
-        avail = available_memory_bytes()
-        limit = int(MEMORY_HEADROOM * avail) if avail else 0  # 0: no limit known
-        try:
-            z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
-            out = z.decompress(raw, limit)
-        except zlib.error as exc:
-            raise DatasetError(f"{path}: corrupt gzip stream ({exc})") from exc
-        if z.unconsumed_tail:  # a small file that inflates past the memory budget (a gzip bomb)
-            raise DatasetError(
-                f"{path}: inflates to more than {limit / 2**30:.1f} GiB, the memory this machine "
-                "may plan to use; refused before allocating it"
-            )
-        if not z.eof:
-            raise DatasetError(f"{path}: corrupt gzip stream (truncated)")
-        return out
-    return raw
-
-
-def read_idx(path, ndim: Optional[int] = None, dtype_code: Optional[int] = None) -> np.ndarray:
-    """Parse one IDX file (optionally gzipped) into a numpy array of its native dtype.
-
-    Layout: magic ``00 00 TT DD`` (TT = type code, see :data:`IDX_DTYPES`; DD = number of
-    dimensions), DD unsigned 32-bit big-endian sizes, then the data in C order, big-endian.
-    ``ndim`` / ``dtype_code`` are what the caller expects; any mismatch, a truncated or an
-    overlong file is a :class:`DatasetError` naming the file, what was expected and what was found.
-    """
-    path = Path(path)
-    buf = _read_bytes(path)
-    if len(buf) < IDX_HEADER_BYTES:
-        raise DatasetError(f"{path}: not an IDX file: {len(buf)} bytes, expected a header of {IDX_HEADER_BYTES}")
-    zero0, zero1, code, nd = buf[:IDX_HEADER_BYTES]
-    if zero0 != 0 or zero1 != 0:
-        raise DatasetError(f"{path}: not an IDX file: magic starts with {buf[:2].hex()}, expected 0000")
-    if code not in IDX_DTYPES:
-        known = ", ".join(f"0x{c:02x}" for c in IDX_DTYPES)
-        raise DatasetError(f"{path}: unknown IDX type code 0x{code:02x}; expected one of {known}")
-    if dtype_code is not None and code != dtype_code:
-        raise DatasetError(
-            f"{path}: IDX type code 0x{code:02x} ({IDX_DTYPES[code]}), "
-            f"expected 0x{dtype_code:02x} ({IDX_DTYPES[dtype_code]})"
-        )
-    if ndim is not None and nd != ndim:
-        raise DatasetError(f"{path}: IDX file has {nd} dimensions, expected {ndim}")
-    data_start = IDX_HEADER_BYTES + IDX_DIM_BYTES * nd
-    if len(buf) < data_start:
-        raise DatasetError(
-            f"{path}: truncated IDX header: {len(buf)} bytes, expected at least {data_start} for {nd} dimensions"
-        )
-    dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=nd, offset=IDX_HEADER_BYTES))
-    dt = IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
-    got = len(buf) - data_start
-    if got != expected:
-        raise DatasetError(
-            f"{path}: IDX data of {got} bytes, expected {expected} for shape {dims} of {dt}"
-            f" ({'truncated' if got < expected else 'trailing bytes'})"
-        )
-    return np.frombuffer(buf, dtype=dt, offset=data_start).reshape(dims).astype(dt.newbyteorder("="))
+# MNIST-style IDX files, read by torchvision
 
 
 def _find_idx(directory: Path, stem: str, how_to_get: str) -> Path:
@@ -164,21 +89,52 @@ def _find_idx(directory: Path, stem: str, how_to_get: str) -> Path:
     raise DatasetError(f"missing {directory / stem}[.gz]; {how_to_get}")
 
 
-def _idx_split(directory: Path, how_to_get: str):
-    """Train/test (images, labels) from the four MNIST-style IDX files in ``directory``."""
+def _inflate_limit() -> int:
+    """Bytes a gzipped IDX file may inflate to: the memory this machine may plan to use (0: unknown, no limit)."""
+    avail = available_memory_bytes()
+    return int(MEMORY_HEADROOM * avail) if avail else 0
+
+
+def _idx_split(directory: Path, how_to_get: str, tv_class: str):
+    """Train/test (images, labels) from the four MNIST-style IDX files in ``directory``, parsed by
+    ``torchvision.datasets.<tv_class>`` (``MNIST`` or ``FashionMNIST``), never downloading.
+
+    torchvision wants the plain files in ``<root>/<tv_class>/raw/``: the root is a fresh temporary
+    folder, removed on return, where :func:`~snndeploy.data.idx.stage_idx` puts a symlink to each plain
+    file (no copy) or the inflated bytes of a gzipped one, after checking its header, its length and,
+    for gzip, the inflated size against the memory budget (torchvision checks none of these). A fresh
+    root also means torchvision never finds a legacy ``processed/*.pt`` of the user's to load instead.
+    """
     if not directory.is_dir():
         raise DatasetError(f"directory {directory} does not exist; {how_to_get}")
+    files = {key: _find_idx(directory, stem, how_to_get) for key, stem in IDX_FILES.items()}
+    limit = _inflate_limit()
     out = []
-    for split in ("train", "test"):
-        ipath = _find_idx(directory, IDX_FILES[f"{split}_images"], how_to_get)
-        lpath = _find_idx(directory, IDX_FILES[f"{split}_labels"], how_to_get)
-        images = read_idx(ipath, ndim=3, dtype_code=0x08)
-        labels = read_idx(lpath, ndim=1, dtype_code=0x08)
-        if len(images) != len(labels):
-            raise DatasetError(f"{ipath} holds {len(images)} images but {lpath} holds {len(labels)} labels")
-        _check_labels(labels, lpath)
-        out += [(images / UINT8_MAX).astype(np.float32), labels.astype(np.int64)]
+    with tempfile.TemporaryDirectory(prefix="snndeploy-idx-") as root:
+        raw = Path(root) / tv_class / "raw"
+        raw.mkdir(parents=True)
+        for key, stem in IDX_FILES.items():
+            ndim = 3 if key.endswith("images") else 1
+            stage_idx(files[key], raw / stem, limit, ndim=ndim, dtype_code=0x08)
+        for split in ("train", "test"):
+            ipath, lpath = files[f"{split}_images"], files[f"{split}_labels"]
+            images, labels = _torchvision_idx(tv_class, root, split == "train", directory)
+            if len(images) != len(labels):
+                raise DatasetError(f"{ipath} holds {len(images)} images but {lpath} holds {len(labels)} labels")
+            _check_labels(labels, lpath)
+            out += [(images / UINT8_MAX).astype(np.float32), labels.astype(np.int64)]
     return out
+
+
+def _torchvision_idx(tv_class: str, root: str, train: bool, directory: Path) -> Tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels int64 (n,)) of one split, read by torchvision from the staged ``root``."""
+    import torchvision.datasets
+
+    try:
+        ds = getattr(torchvision.datasets, tv_class)(root, train=train, download=False)
+    except (AssertionError, RuntimeError, TypeError, ValueError) as exc:  # checked before: a file changed since
+        raise DatasetError(f"torchvision's {tv_class} reader refused the IDX files in {directory}: {exc}") from exc
+    return ds.data.numpy(), ds.targets.numpy()
 
 
 def _check_labels(labels: np.ndarray, where, n_classes: int = N_CLASSES_10) -> None:
@@ -188,6 +144,9 @@ def _check_labels(labels: np.ndarray, where, n_classes: int = N_CLASSES_10) -> N
 
 # ---------------------------------------------------------------------------
 # CIFAR-10 python batches
+#
+# Read here, not by torchvision.datasets.CIFAR10: that class calls pickle.load on each batch file, and
+# unpickling an untrusted file runs whatever callable it names (see test_cifar10_refuses_code_in_pickle).
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -298,7 +257,7 @@ def load_fashion_mnist(data_dir: Optional[str] = None) -> Dataset:
     else:
         directory = Path(data_dir)
         how = f"--data-dir must hold the Fashion-MNIST IDX files {_idx_file_list()}"
-    xtr, ytr, xte, yte = _idx_split(directory, how)
+    xtr, ytr, xte, yte = _idx_split(directory, how, "FashionMNIST")
     return Dataset("fashion-mnist", xtr, ytr, xte, yte, N_CLASSES_10, f"Fashion-MNIST IDX files in {directory}")
 
 
@@ -308,7 +267,7 @@ def load_mnist(data_dir: Optional[str] = None) -> Dataset:
     if data_dir is None:
         raise DatasetError(f"dataset 'mnist' is not bundled; {how}")
     directory = Path(data_dir)
-    xtr, ytr, xte, yte = _idx_split(directory, how)
+    xtr, ytr, xte, yte = _idx_split(directory, how, "MNIST")
     return Dataset("mnist", xtr, ytr, xte, yte, N_CLASSES_10, f"MNIST IDX files in {directory}")
 
 
