@@ -335,3 +335,18 @@ def test_conformance_cnn_sinabs_emulator_equals_lava_fixed():
         np.testing.assert_array_equal(lava.outputs[n], emu.outputs[n], err_msg=n)
         for var in ("u", "v"):
             np.testing.assert_array_equal(lava.states[n][var], emu.states[n][var], err_msg=f"{n}.{var}")
+
+
+def test_quantization_report_of_an_if_layer_is_json_safe():
+    """An IF with inhibitory input integrates without leak: its |v| has no bound (headroom -inf), which
+    the JSON report says in words (json.dumps refuses -inf; a compare report once failed on it)."""
+    import json
+
+    g = nir.NIRGraph.from_list(
+        nir.Linear(weight=np.array([[1.0, -0.5], [0.5, 1.0]])),
+        nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
+    )
+    rep = quantize_plan(build_plan(g, DT, "test")).report_dict()
+    (layer,) = rep.values()
+    assert layer["headroom_bits"] == "unbounded (no leak)"
+    json.dumps(rep, allow_nan=False)

@@ -145,7 +145,17 @@ class FixedPlan:
     report: Tuple[LayerReport, ...]
 
     def report_dict(self) -> Dict[str, dict]:
-        return {r.node: asdict(r) for r in self.report}
+        """The report as JSON-safe dicts: a non-finite ``headroom_bits`` becomes a string, "no input"
+        (+inf: nothing drives v) or "unbounded (no leak)" (-inf: an IF integrates without leak, so v
+        can reach the 24-bit clip)."""
+        out = {}
+        for r in self.report:
+            d = asdict(r)
+            h = d["headroom_bits"]
+            if not math.isfinite(h):
+                d["headroom_bits"] = "no input" if h > 0 else "unbounded (no leak)"
+            out[r.node] = d
+        return out
 
 
 def quantize_population(nl, conns) -> Tuple[FixedNeuron, List[FixedConn], LayerReport]:
@@ -254,7 +264,7 @@ def _quantize_conn(node: str, c, w: np.ndarray, scale: float, limit: str) -> Tup
 def _headroom_bits(vth, up_raw, down_raw, dv, spiking) -> float:
     """log2(STATE_MAX / bound on |v|). Per step v can rise by ``up_raw`` and fall by ``down_raw``;
     a spiking neuron stays below ``vth << 6 + up_raw``; otherwise the leaky steady state
-    ``step * 4096 / dv`` bounds |v| (no bound when dv = 0 and the step is nonzero)."""
+    ``step * 4096 / dv`` bounds |v| (no bound when dv = 0 and the step is nonzero: -inf)."""
 
     def leak(step):
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,0 +1,125 @@
+"""Accuracy vs T of ANN -> SNN conversion (issue 15): Fashion-MNIST MLP and CNN.
+
+Trains each ReLU ANN here with torch (seeded; AveragePool, no MaxPool), exports it to ONNX, and
+converts it with ``snndeploy convert`` (train/convert.py) at T = 8, 16, 32, 64, 128: ANN accuracy
+(onnxruntime), converted SNN on ``norse`` and on ``loihi-emu``, full 10000-sample test set.
+Writes ``benchmarks/results/conversion_table.json`` with the machine, times and every figure.
+
+    .venv/bin/python benchmarks/conversion_table.py [--steps 8,16,32,64,128] [--samples N] [--epochs E]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from snndeploy.data.datasets import get_dataset
+from snndeploy.train.convert import convert
+
+OUT = Path(__file__).resolve().parent / "results" / "conversion_table.json"
+SEED = 0
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 7 * 7, 10),
+    )
+
+
+def train_ann(model: nn.Module, ds, epochs: int) -> float:
+    torch.manual_seed(SEED)
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            m.reset_parameters()
+    x = torch.as_tensor(ds.x_train).reshape(-1, 1, 28, 28)
+    y = torch.as_tensor(ds.y_train).long()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(SEED)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), 128):
+            idx = perm[i : i + 128]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", default="8,16,32,64,128")
+    ap.add_argument("--samples", type=int)
+    ap.add_argument("--epochs", type=int, default=5)
+    args = ap.parse_args()
+    ds = get_dataset("fashion-mnist")
+    rows = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, build in (("mlp", mlp), ("cnn", cnn)):
+            model = build()
+            wall = train_ann(model, ds, args.epochs)
+            path = Path(tmp) / f"{name}.onnx"
+            torch.onnx.export(
+                model.eval(),
+                torch.zeros(1, 1, 28, 28),
+                str(path),
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+                dynamo=False,
+            )
+            for steps in (int(s) for s in args.steps.split(",")):
+                rep = convert(path, "fashion-mnist", Path(tmp) / f"{name}-{steps}", steps=steps, samples=args.samples)
+                row = {
+                    "model": name,
+                    "steps": steps,
+                    "ann_accuracy": rep["ann_accuracy"],
+                    "ann_train_s": wall,
+                    "norse_accuracy": rep["snn"]["norse"]["accuracy"],
+                    "loihi_emu_accuracy": rep["snn"]["loihi-emu"]["accuracy"],
+                    "norse_s": rep["snn"]["norse"]["wall_s"],
+                    "loihi_emu_s": rep["snn"]["loihi-emu"]["wall_s"],
+                    "test_samples": rep["test_samples"],
+                    "layers": rep["layers"],
+                }
+                rows.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "layers"}), flush=True)
+    out = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"torch {torch.__version__}",
+        "dataset": "fashion-mnist (Debian dataset-fashion-mnist), full test split unless --samples",
+        "how": "ANN trained here (Adam 1e-3, batch 128, seed 0), ONNX export, snndeploy convert "
+        "(percentile 99.9 normalization on 1000 training samples, Poisson rate code, IF reset to 0), "
+        "accuracy = argmax of output spike counts",
+        "epochs": args.epochs,
+        "total_s": time.perf_counter() - start,
+        "rows": rows,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=1, default=float) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

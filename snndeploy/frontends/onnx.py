@@ -1,0 +1,411 @@
+"""ONNX ReLU networks to rate-coded spiking NIR graphs (the reading and the mathematics; no data).
+
+Reading (:func:`read_onnx`): the ONNX graph must be one chain from its input to its output of
+``Gemm``, ``MatMul`` (+ ``Add``), ``Conv``, ``Relu``, ``AveragePool``, ``GlobalAveragePool``,
+``Flatten``/``Reshape`` (to one axis), ``BatchNormalization`` (folded into the Conv/Gemm before
+it), ``Dropout``/``Identity`` (skipped) and a final ``Softmax``/``LogSoftmax`` (dropped: the argmax
+does not change). Anything else is refused naming the ONNX node, its op type and the supported
+ops; so is a non-ReLU activation, ``MaxPool`` (no rate-coded equivalent without a winner-take-all
+circuit), a dynamic input shape and a file ONNX's checker rejects.
+
+The ops are grouped into **segments**: the linear ops up to and including the next ``Relu`` (the
+last segment ends at the output). Each segment becomes the same linear NIR nodes followed by an
+``IF`` population (threshold 1, reset to 0, per-step integration). Rate coding (Diehl et al.
+2015, Rueckauer et al. 2017): with ``a_l`` the ReLU activations of segment ``l`` on calibration
+data and ``lambda_l`` their maximum or P-th percentile (``lambda_0 = 1``: inputs are rates in
+[0, 1]), segment ``l``'s map ``f_l`` becomes ``f'_l(x) = f_l(lambda_{l-1} x) / lambda_l``: the
+first weighted op's weight is multiplied by ``lambda_{l-1}``, the last one's weight and bias
+divided by ``lambda_l``. An IF neuron driven by ``f'_l`` of input rates fires at a rate close to
+``a_l / lambda_l`` (clipped at 1 spike per step); the output layer's spike counts are read by argmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import GraphError, InputError
+
+#: op types converted, and what happens to them
+SUPPORTED_OPS = (
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Conv",
+    "Relu",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "BatchNormalization",
+    "Dropout",
+    "Identity",
+    "Softmax",
+    "LogSoftmax",
+)
+#: activations other than ReLU: refused with that reason
+OTHER_ACTIVATIONS = ("Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Gelu", "HardSigmoid", "HardSwish", "PRelu", "Clip")
+#: the IF threshold of every converted population (weights carry the scale)
+THRESHOLD = 1.0
+
+
+@dataclass
+class Op:
+    """One linear op of the ANN (weights in NIR's conventions) or a ReLU."""
+
+    kind: str  # "dense" | "conv" | "avgpool" | "flatten" | "relu"
+    onnx_node: str
+    params: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ann:
+    """A ReLU network read from ONNX: its ops in order and its per-sample input shape."""
+
+    path: str
+    input_name: str
+    input_shape: Tuple[int, ...]
+    ops: Tuple[Op, ...]
+
+    def segments(self) -> List[List[Op]]:
+        """The ops split after every ReLU (the ReLU itself dropped); the last segment is the output's."""
+        out, cur = [], []
+        for op in self.ops:
+            if op.kind == "relu":
+                if not cur:
+                    raise GraphError(f"{self.path}: ONNX node '{op.onnx_node}' (Relu) follows another Relu")
+                out.append(cur)
+                cur = []
+            else:
+                cur.append(op)
+        if not cur:
+            raise GraphError(f"{self.path}: the network ends with a Relu; the output layer must be linear (logits)")
+        return out + [cur]
+
+
+def _refuse(path, node, why: str = "") -> GraphError:
+    detail = f": {why}" if why else ""
+    return GraphError(
+        f"{path}: ONNX node '{node.name or '(unnamed)'}' has op type {node.op_type}{detail}; supported ops: "
+        f"{', '.join(SUPPORTED_OPS)}"
+    )
+
+
+def _attrs(node) -> Dict[str, object]:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _load(path: Path):
+    import onnx
+
+    if not path.is_file():
+        raise InputError(f"ONNX file '{path}' does not exist")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise GraphError(f"'{path}' is not a valid ONNX model: {type(exc).__name__}: {first}") from None
+    return model
+
+
+def _input(path: Path, model) -> Tuple[str, Tuple[int, ...]]:
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise GraphError(f"{path}: the ONNX graph has {len(inputs)} data inputs; exactly one is converted")
+    dims = inputs[0].type.tensor_type.shape.dim
+    shape = []
+    for k, d in enumerate(dims[1:], start=1):
+        if not d.HasField("dim_value") or d.dim_value <= 0:
+            raise GraphError(
+                f"{path}: input '{inputs[0].name}' has a dynamic size on axis {k} ('{d.dim_param or '?'}'); "
+                "only the batch axis (0) may be dynamic: export the model with a fixed input shape"
+            )
+        shape.append(int(d.dim_value))
+    return inputs[0].name, tuple(shape)
+
+
+def read_onnx(path) -> Ann:
+    """The ONNX file as a chain of ops (see the module doc); refusals name the ONNX node."""
+    from onnx import numpy_helper
+
+    path = Path(path)
+    model = _load(path)
+    name, shape = _input(path, model)
+    consts = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"]).astype(np.float64)
+    ops: List[Op] = []
+    current = name
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue
+        data = [i for i in node.input if i and i not in consts]
+        if data != [current]:
+            raise _refuse(path, node, f"it does not continue the chain from '{current}' (branches are not converted)")
+        _read_node(path, node, consts, ops)
+        current = node.output[0]
+    if current != model.graph.output[0].name:
+        end = model.graph.output[0].name
+        raise GraphError(f"{path}: the chain ends at '{current}', not at the graph output '{end}'")
+    if not any(op.kind in ("dense", "conv") for op in ops):
+        raise GraphError(f"{path}: the network has no Gemm, MatMul or Conv to convert")
+    return Ann(str(path), name, shape, tuple(ops))
+
+
+def _read_node(path, node, consts, ops: List[Op]) -> None:
+    t, a = node.op_type, _attrs(node)
+    if t in ("Dropout", "Identity", "Softmax", "LogSoftmax"):
+        return
+    if t == "Relu":
+        ops.append(Op("relu", node.name))
+    elif t == "Gemm":
+        ops.append(_gemm(path, node, a, consts))
+    elif t == "MatMul":
+        w = consts[[i for i in node.input if i in consts][0]]
+        if w.ndim != 2:
+            raise _refuse(path, node, f"its weight has shape {w.shape}; a 2-D matrix is converted")
+        ops.append(Op("dense", node.name, {"weight": w.T.copy(), "bias": np.zeros(w.shape[1])}))
+    elif t == "Add":
+        if not ops or ops[-1].kind not in ("dense", "conv"):
+            raise _refuse(path, node, "an Add is converted only as the bias of the MatMul/Conv before it")
+        b = consts[[i for i in node.input if i in consts][0]].reshape(-1)
+        ops[-1].params["bias"] = ops[-1].params["bias"] + b
+    elif t == "Conv":
+        ops.append(_conv(path, node, a, consts))
+    elif t == "BatchNormalization":
+        _fold_bn(path, node, a, consts, ops)
+    elif t in ("AveragePool", "GlobalAveragePool"):
+        ops.append(_avgpool(path, node, a))
+    elif t in ("Flatten", "Reshape"):
+        if t == "Flatten" and a.get("axis", 1) != 1:
+            raise _refuse(path, node, f"Flatten axis {a.get('axis')}; only axis 1 (keep the batch axis) is converted")
+        if t == "Reshape":
+            target = consts[node.input[1]].astype(np.int64).reshape(-1)
+            if len(target) != 2:
+                raise _refuse(path, node, f"Reshape to {target.tolist()}; only a flatten to (batch, features)")
+        ops.append(Op("flatten", node.name))
+    elif t in OTHER_ACTIVATIONS:
+        raise _refuse(path, node, "a non-ReLU activation has no rate-coded IF equivalent")
+    elif t == "MaxPool":
+        raise _refuse(path, node, "max pooling has no rate-coded equivalent here; retrain with AveragePool")
+    else:
+        raise _refuse(path, node)
+
+
+def _gemm(path, node, a, consts) -> Op:
+    if a.get("transA", 0):
+        raise _refuse(path, node, "transA = 1 is not converted")
+    b = consts[node.input[1]]
+    w = (b if a.get("transB", 0) else b.T) * float(a.get("alpha", 1.0))  # (out, in)
+    bias = np.zeros(w.shape[0])
+    if len(node.input) > 2 and node.input[2]:
+        bias = np.broadcast_to(consts[node.input[2]].reshape(-1) * float(a.get("beta", 1.0)), (w.shape[0],)).copy()
+    return Op("dense", node.name, {"weight": w.copy(), "bias": bias})
+
+
+def _pads(path, node, a) -> Tuple[int, int]:
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+        raise _refuse(path, node, f"auto_pad {a['auto_pad']!r}; give explicit pads")
+    p = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+    if p[:2] != p[2:]:
+        raise _refuse(path, node, f"asymmetric pads {p}")
+    return p[0], p[1]
+
+
+def _conv(path, node, a, consts) -> Op:
+    w = consts[node.input[1]]
+    if w.ndim != 4:
+        raise _refuse(path, node, f"weight of shape {w.shape}; only 2-D convolutions are converted")
+    bias = consts[node.input[2]].reshape(-1) if len(node.input) > 2 and node.input[2] else np.zeros(w.shape[0])
+    return Op(
+        "conv",
+        node.name,
+        {
+            "weight": w.copy(),
+            "bias": bias.copy(),
+            "stride": tuple(int(v) for v in a.get("strides", [1, 1])),
+            "padding": _pads(path, node, a),
+            "dilation": tuple(int(v) for v in a.get("dilations", [1, 1])),
+            "groups": int(a.get("group", 1)),
+        },
+    )
+
+
+def _fold_bn(path, node, a, consts, ops: List[Op]) -> None:
+    """y = gamma (x - mean) / sqrt(var + eps) + beta folded into the Conv/Gemm just before it."""
+    if not ops or ops[-1].kind not in ("dense", "conv"):
+        raise _refuse(path, node, "BatchNormalization is folded only into a Conv or Gemm right before it")
+    gamma, beta, mean, var = (consts[i].reshape(-1) for i in node.input[1:5])
+    k = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+    p = ops[-1].params
+    p["weight"] = p["weight"] * k.reshape((-1,) + (1,) * (p["weight"].ndim - 1))
+    p["bias"] = (p["bias"] - mean) * k + beta
+
+
+def _avgpool(path, node, a) -> Op:
+    if node.op_type == "GlobalAveragePool":
+        return Op("avgpool", node.name, {"global": True})
+    if a.get("ceil_mode", 0):
+        raise _refuse(path, node, "ceil_mode = 1 is not converted")
+    pads = _pads(path, node, a)
+    if any(pads) and not a.get("count_include_pad", 0):
+        raise _refuse(path, node, "padding without count_include_pad = 1 (NIR's AvgPool2d counts the padding)")
+    k = tuple(int(v) for v in a["kernel_shape"])
+    return Op(
+        "avgpool",
+        node.name,
+        {"kernel": k, "stride": tuple(int(v) for v in a.get("strides", k)), "padding": pads},
+    )
+
+
+# --------------------------------------------------------------------------- the ANN's own forward
+
+
+def forward(ops, x, relu_outputs: Optional[list] = None):
+    """The ANN on a float64 torch batch ``x`` (B, *input_shape): the logits; the ReLU activations are
+    appended to ``relu_outputs`` when given. Also fills in every op's input/output shapes."""
+    import torch
+    import torch.nn.functional as F
+
+    h = x
+    for op in ops:
+        op.params["in_shape"] = tuple(h.shape[1:])
+        p = op.params
+        if op.kind == "dense":
+            h = F.linear(h.reshape(h.shape[0], -1), torch.as_tensor(p["weight"]), torch.as_tensor(p["bias"]))
+        elif op.kind == "conv":
+            w, b = torch.as_tensor(p["weight"]), torch.as_tensor(p["bias"])
+            h = F.conv2d(h, w, b, p["stride"], p["padding"], p["dilation"], p["groups"])
+        elif op.kind == "avgpool":
+            if p.get("global"):
+                p.update(kernel=tuple(h.shape[2:]), stride=tuple(h.shape[2:]), padding=(0, 0))
+            h = F.avg_pool2d(h, p["kernel"], p["stride"], p["padding"], count_include_pad=True)
+        elif op.kind == "flatten":
+            h = h.reshape(h.shape[0], -1)
+        elif op.kind == "relu":
+            h = torch.relu(h)
+            if relu_outputs is not None:
+                relu_outputs.append(h.detach())
+        op.params["out_shape"] = tuple(h.shape[1:])
+    return h
+
+
+def scales(ann: Ann, x_calib: np.ndarray, normalization: str) -> List[float]:
+    """lambda per segment (module doc): the max or P-th percentile of its activations on ``x_calib``
+    (the output segment: of its positive logits)."""
+    import torch
+
+    kind, pct = parse_normalization(normalization)
+    acts: list = []
+    with torch.no_grad():
+        logits = forward(list(ann.ops), torch.as_tensor(x_calib, dtype=torch.float64), acts)
+    acts.append(torch.clamp(logits, min=0))
+    out = []
+    for i, a in enumerate(acts):
+        v = a.reshape(-1).numpy()
+        lam = float(v.max()) if kind == "max" else float(np.percentile(v, pct))
+        if not lam > 0:
+            raise GraphError(
+                f"{ann.path}: segment {i} never activates on the calibration data (its {normalization} is 0); "
+                "cannot set its threshold"
+            )
+        out.append(lam)
+    return out
+
+
+def parse_normalization(text: str) -> Tuple[str, float]:
+    if text == "max":
+        return "max", 100.0
+    if text.startswith("percentile:"):
+        try:
+            p = float(text.split(":", 1)[1])
+        except ValueError:
+            p = -1.0
+        if 0 < p <= 100:
+            return "percentile", p
+    raise InputError(f"--normalization must be 'max' or 'percentile:P' with 0 < P <= 100, got '{text}'")
+
+
+# --------------------------------------------------------------------------- to NIR
+
+
+def _nir_node(op: Op):
+    import nir
+
+    p = op.params
+    if op.kind == "dense":
+        return nir.Affine(weight=p["weight"], bias=p["bias"])
+    if op.kind == "conv":
+        return nir.Conv2d(
+            input_shape=tuple(p["in_shape"][1:]),
+            weight=p["weight"],
+            stride=p["stride"],
+            padding=p["padding"],
+            dilation=p["dilation"],
+            groups=p["groups"],
+            bias=p["bias"],
+        )
+    if op.kind == "avgpool":
+        return nir.AvgPool2d(
+            kernel_size=np.array(p["kernel"]), stride=np.array(p["stride"]), padding=np.array(p["padding"])
+        )
+    return nir.Flatten(input_type={"input": np.array(p["in_shape"])}, start_dim=0, end_dim=-1)
+
+
+def _scaled(segment: List[Op], lam_in: float, lam_out: float) -> List[Op]:
+    """Copies of a segment's ops with f'(x) = f(lam_in x) / lam_out (module doc)."""
+    ops = [Op(o.kind, o.onnx_node, dict(o.params)) for o in segment]
+    weighted = [o for o in ops if o.kind in ("dense", "conv")]
+    if not weighted:
+        raise GraphError(f"a segment of only pooling/flatten ({[o.onnx_node for o in segment]}) is not converted")
+    weighted[0].params["weight"] = weighted[0].params["weight"] * lam_in
+    last = weighted[-1].params
+    last["weight"] = last["weight"] / lam_out
+    last["bias"] = last["bias"] / lam_out
+    return ops
+
+
+def to_snn(ann: Ann, lambdas: List[float], dt: float, metadata: dict):
+    """The spiking NIR graph (module doc): per segment its scaled linear nodes and an IF population."""
+    import nir
+    import torch
+
+    with torch.no_grad():
+        forward(list(ann.ops), torch.zeros((1,) + ann.input_shape, dtype=torch.float64))
+    segs = ann.segments()
+    if len(lambdas) != len(segs):
+        raise GraphError(f"{len(lambdas)} scales for {len(segs)} segments")
+    nodes = {"input": nir.Input(input_type={"input": np.array(ann.input_shape)})}
+    edges, prev, lam_in = [], "input", 1.0
+    for i, (seg, lam) in enumerate(zip(segs, lambdas)):
+        for op in _scaled(seg, lam_in, lam):
+            if op.kind == "dense" and len(op.params["in_shape"]) > 1:  # ONNX's Gemm flattens implicitly
+                flat = Op("flatten", f"{op.onnx_node}_flatten", {"in_shape": op.params["in_shape"]})
+                flat.params["out_shape"] = (int(np.prod(op.params["in_shape"])),)
+                nodes[f"flatten{i}_{len(nodes)}"] = _nir_node(flat)
+                nodes[f"flatten{i}_{len(nodes) - 1}"].output_type = {"output": np.array(flat.params["out_shape"])}
+                edges.append((prev, f"flatten{i}_{len(nodes) - 1}"))
+                prev = f"flatten{i}_{len(nodes) - 1}"
+                op.params["in_shape"] = flat.params["out_shape"]
+            name = f"{op.kind}{i}_{op.onnx_node or len(nodes)}".replace("/", "_").replace(".", "_")
+            node = _nir_node(op)
+            node.input_type = {"input": np.array(op.params["in_shape"])}
+            node.output_type = {"output": np.array(op.params["out_shape"])}
+            nodes[name] = node
+            edges.append((prev, name))
+            prev = name
+        shape = seg[-1].params["out_shape"]
+        nodes[f"if{i}"] = nir.IF(r=np.ones(shape), v_threshold=np.full(shape, THRESHOLD), v_reset=np.zeros(shape))
+        edges.append((prev, f"if{i}"))
+        prev, lam_in = f"if{i}", lam
+    nodes["output"] = nir.Output(output_type={"output": np.array(segs[-1][-1].params["out_shape"])})
+    edges.append((prev, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={**metadata, "dt": float(dt)}, type_check=True)

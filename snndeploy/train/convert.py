@@ -1,0 +1,188 @@
+"""``snndeploy convert``: a trained ReLU ANN (ONNX) -> a rate-coded spiking NIR graph, evaluated.
+
+The conversion itself is :mod:`snndeploy.frontends.onnx`; here the data: thresholds balanced on
+calibration samples of the training split, the ANN's own accuracy (onnxruntime), a check that our
+reading of the ONNX file computes what onnxruntime computes, and the SNN's accuracy on the test
+split on ``norse`` and ``loihi-emu``. The input code (Poisson rate code, ``max_prob`` 1) goes into
+the graph's metadata, so ``snndeploy compare GRAPH --dataset NAME`` encodes the same way.
+Writes ``model.nir`` and ``conversion.json`` together, or nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from ..errors import GraphError, InputError
+
+#: backends the converted SNN is evaluated on
+EVAL_BACKENDS = ("norse", "loihi-emu")
+#: samples per evaluation chunk (records of one chunk are kept in memory)
+EVAL_CHUNK = 500
+#: |our logits - onnxruntime's| allowed, relative to the largest logit
+PARITY_RTOL = 1e-4
+#: samples used to check our reading of the ONNX file against onnxruntime
+PARITY_SAMPLES = 256
+
+
+def _shaped(x: np.ndarray, shape, dataset: str, path) -> np.ndarray:
+    if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+        raise InputError(
+            f"{path} takes input of shape {tuple(shape)} per sample; dataset '{dataset}' has {tuple(x.shape[1:])}"
+        )
+    return x.reshape((len(x),) + tuple(shape)).astype(np.float32)
+
+
+def ann_logits(path, input_name: str, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """The ANN's logits by onnxruntime (CPU), batch by batch."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.concatenate([sess.run(None, {input_name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def check_parity(ann, x: np.ndarray) -> float:
+    """Our reading of the ONNX file (frontends.onnx.forward) against onnxruntime on ``x``: the largest
+    difference; refuses the model when they disagree (an op read wrongly must not convert silently)."""
+    import torch
+
+    from ..frontends.onnx import forward
+
+    ours = forward(list(ann.ops), torch.as_tensor(x, dtype=torch.float64)).numpy()
+    ref = ann_logits(ann.path, ann.input_name, x)
+    diff = float(np.max(np.abs(ours.reshape(ref.shape) - ref)))
+    if diff > PARITY_RTOL * max(1.0, float(np.max(np.abs(ref)))):
+        raise GraphError(
+            f"{ann.path}: the converter's reading of the network differs from onnxruntime by {diff:.3g}; "
+            "an op is not read as onnxruntime runs it"
+        )
+    return diff
+
+
+def evaluate_snn(graph, x_enc: np.ndarray, labels: np.ndarray, dt: float, backend: str) -> Dict[str, object]:
+    """Accuracy (argmax of output spike counts) and per-population firing rates on ``backend``."""
+    from ..backends import get_backend
+    from ..harness.agreement import predictions
+    from ..ir.analysed import analyse
+
+    ag = analyse(graph)
+    b = get_backend(backend, record_states=False) if backend != "norse" else get_backend(backend)
+    preds, spikes, entries = [], dict.fromkeys(ag.spiking_nodes, 0.0), dict.fromkeys(ag.spiking_nodes, 0)
+    start = time.perf_counter()
+    for i in range(0, len(x_enc), EVAL_CHUNK):
+        out = b.run(ag, x_enc[i : i + EVAL_CHUNK].astype(np.float64), dt).outputs
+        preds.append(predictions(out[ag.output_node]))
+        for n in spikes:
+            spikes[n] += float(out[n].sum())
+            entries[n] += int(out[n].size)
+    pred = np.concatenate(preds)
+    return {
+        "accuracy": float(np.mean(pred == labels)),
+        "samples": int(len(labels)),
+        "firing_rate": {n: spikes[n] / max(entries[n], 1) for n in spikes},
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def convert(
+    model_path,
+    dataset: str,
+    out_dir,
+    steps: int = 64,
+    calibration: int = 1000,
+    normalization: str = "percentile:99.9",
+    samples: Optional[int] = None,
+    dt: float = 1e-3,
+    data_dir: Optional[str] = None,
+    backends: Sequence[str] = EVAL_BACKENDS,
+) -> dict:
+    """Convert, evaluate, write ``model.nir`` and ``conversion.json`` under ``out_dir``; the report."""
+    from ..data.datasets import get_dataset
+    from ..data.encoding import encode
+    from ..frontends.onnx import parse_normalization, read_onnx, scales, to_snn
+    from ..util.files import check_out_dir, json_bytes, write_files
+
+    check_out_dir(out_dir)
+    parse_normalization(normalization)
+    if steps < 1 or calibration < 1:
+        raise InputError(f"--steps and --calibration must be positive, got {steps} and {calibration}")
+    ann = read_onnx(model_path)
+    ds = get_dataset(dataset, data_dir)
+    x_train = _shaped(ds.x_train[:calibration], ann.input_shape, dataset, model_path)
+    n = len(ds.x_test) if samples is None else min(int(samples), len(ds.x_test))
+    x_test, y_test = _shaped(ds.x_test[:n], ann.input_shape, dataset, model_path), ds.y_test[:n]
+    parity = check_parity(ann, x_test[:PARITY_SAMPLES])
+    ann_acc = float(np.mean(ann_logits(model_path, ann.input_name, x_test).argmax(axis=1) == y_test))
+    lambdas = scales(ann, x_train, normalization)
+    enc = {"kind": "poisson", "steps": int(steps), "max_prob": 1.0, "seed": 0}
+    meta_cfg = {
+        "model": Path(model_path).stem,
+        "dataset": dataset,
+        "encoding": enc,
+        "readout": {"kind": "spike_count"},
+        "converted_from": Path(model_path).name,
+    }
+    import json
+
+    from ..frontends.norse import EXPORTER_PROFILE
+    from ..ir.exporters import META_EXPORTER
+    from ..ir.graph import META_CONFIG
+
+    meta = {META_CONFIG: json.dumps(meta_cfg, sort_keys=True), META_EXPORTER: EXPORTER_PROFILE}
+    graph = to_snn(ann, lambdas, dt, meta)
+    x_enc = encode(x_test.reshape(n, -1), enc).reshape((n, steps) + ann.input_shape)
+    results = {b: evaluate_snn(graph, x_enc, y_test, dt, b) for b in backends}
+    report = {
+        "onnx": str(model_path),
+        "dataset": dataset,
+        "test_samples": n,
+        "ann_accuracy": ann_acc,
+        "ann_how": "onnxruntime (CPUExecutionProvider) on the test split, argmax of the logits",
+        "snn": results,
+        "snn_how": "argmax of the output IF population's spike counts; input Poisson-coded as in the metadata",
+        "steps": int(steps),
+        "encoding": enc,
+        "normalization": normalization,
+        "calibration_samples": int(len(x_train)),
+        "layers": [
+            {"population": f"if{i}", "onnx_nodes": [op.onnx_node for op in seg], "lambda": lam, "threshold": 1.0}
+            for i, (seg, lam) in enumerate(zip(ann.segments(), lambdas))
+        ],
+        "parity_max_abs_diff": parity,
+        "neuron": "IF, threshold 1, reset to 0 (NIR), per-step integration; weights scaled by lambda_in/lambda_out",
+    }
+    from ..ir.graph import save_graph
+
+    tmp = Path(out_dir) / ".model.nir.tmp"
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        save_graph(graph, tmp)
+        write_files(out_dir, {"model.nir": tmp.read_bytes(), "conversion.json": json_bytes(report)})
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report
+
+
+def convert_cli(args) -> int:
+    from ..errors import EXIT_OK
+
+    rep = convert(
+        args.model,
+        args.dataset,
+        args.out,
+        steps=args.steps,
+        calibration=args.calibration,
+        normalization=args.normalization,
+        samples=args.samples,
+        dt=args.dt,
+        data_dir=args.data_dir,
+    )
+    print(f"converted {args.model} ({rep['dataset']}, {rep['test_samples']} test samples, T = {rep['steps']}):")
+    print(f"  ANN (onnxruntime)  accuracy {100 * rep['ann_accuracy']:.2f} %")
+    for b, r in rep["snn"].items():
+        print(f"  SNN on {b:<11} accuracy {100 * r['accuracy']:.2f} %  ({r['wall_s']:.1f} s)")
+    print(f"wrote {Path(args.out) / 'model.nir'}, {Path(args.out) / 'conversion.json'}")
+    return EXIT_OK

@@ -1,0 +1,168 @@
+"""ONNX ReLU ANN -> rate-coded SNN (snndeploy convert): accuracy close to the ANN's, on norse and loihi-emu;
+the converted graph compares like any other; what cannot be converted is refused naming the ONNX node."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from snndeploy.cli import main
+from snndeploy.data.datasets import get_dataset
+from snndeploy.errors import EXIT_BAD_INPUT
+
+#: accuracy the converted SNN may lose against its ANN on digits at T = 64 (450 test samples)
+MAX_LOSS = 0.04
+
+
+def _train(model: nn.Module, shape, steps: int = 150) -> nn.Module:
+    torch.manual_seed(0)
+    ds = get_dataset("digits")
+    x, y = torch.as_tensor(ds.x_train).reshape((-1,) + shape), torch.as_tensor(ds.y_train).long()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def _export(model: nn.Module, shape, path, dynamic_feature_axis: bool = False):
+    axes = {"x": {0: "batch"}, "y": {0: "batch"}}
+    if dynamic_feature_axis:
+        axes["x"][1] = "features"
+    torch.onnx.export(
+        model,
+        torch.zeros((1,) + shape),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes=axes,
+        dynamo=False,
+    )
+    return path
+
+
+class _ReshapeMlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn, self.fc2 = nn.Linear(64, 48), nn.BatchNorm1d(48), nn.Linear(48, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.bn(self.fc1(x.view(-1, 64)))))
+
+
+def cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 12, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(12 * 4 * 4, 10),
+    )
+
+
+def _ort_accuracy(path, shape) -> float:
+    import onnxruntime as ort
+
+    ds = get_dataset("digits")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {"x": ds.x_test.reshape((-1,) + shape).astype(np.float32)})[0]
+    return float(np.mean(logits.argmax(1) == ds.y_test))
+
+
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), (64,)),
+        (_ReshapeMlp, (1, 64)),
+        (cnn, (1, 8, 8)),
+    ],
+    ids=["mlp", "reshape-batchnorm-mlp", "cnn"],
+)
+def test_convert_keeps_the_ann_accuracy(tmp_path, capsys, build, shape):
+    path = _export(_train(build(), shape), shape, tmp_path / "ann.onnx")
+    rc = main(["convert", str(path), "--dataset", "digits", "--steps", "64", "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "out" / "conversion.json").read_text())
+    ann = _ort_accuracy(path, shape)
+    assert rep["ann_accuracy"] == pytest.approx(ann) and ann > 0.85
+    for backend in ("norse", "loihi-emu"):
+        snn = rep["snn"][backend]
+        assert snn["samples"] == 450
+        assert snn["accuracy"] >= ann - MAX_LOSS, (backend, snn["accuracy"], ann)
+        assert all(0.0 < r < 1.0 for r in snn["firing_rate"].values()), snn["firing_rate"]
+    assert rep["parity_max_abs_diff"] < 1e-3
+    assert [layer["threshold"] for layer in rep["layers"]] == [1.0] * len(rep["layers"])
+    assert "ANN (onnxruntime)  accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.lava
+def test_converted_graph_compares_like_any_other(tmp_path):
+    path = _export(_train(cnn(), (1, 8, 8)), (1, 8, 8), tmp_path / "cnn.onnx")
+    assert (
+        main(
+            [
+                "convert",
+                str(path),
+                "--dataset",
+                "digits",
+                "--steps",
+                "32",
+                "--samples",
+                "60",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
+    rc = main(
+        ["compare", str(tmp_path / "c" / "model.nir"), "--dataset", "digits", "--samples", "20"]
+        + ["--backends", "norse,lava-float,loihi-emu", "--out", str(tmp_path / "rep")]
+    )
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    norse_lava = rep["pairs"][0]
+    assert (norse_lava["b"], norse_lava["spike_agreement"]) == ("lava-float", 1.0)
+    assert rep["input"].startswith("digits test split, first 20 samples, encoding")
+    assert rc in (0, 1)  # norse vs loihi-emu is quantized: it may miss the default tolerance
+
+
+def _onnx_with(tmp_path, layers, shape=(64,), name="bad.onnx", **kw):
+    return _export(nn.Sequential(*layers).eval(), shape, tmp_path / name, **kw)
+
+
+@pytest.mark.parametrize(
+    "make, text",
+    [
+        (lambda t: _onnx_with(t, [nn.Linear(64, 10), nn.Sigmoid()]), "op type Sigmoid: a non-ReLU activation"),
+        (
+            lambda t: _onnx_with(
+                t, [nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 10)], (1, 8, 8)
+            ),
+            "op type MaxPool: max pooling has no rate-coded equivalent",
+        ),
+        (
+            lambda t: _onnx_with(t, [nn.Linear(64, 10)], dynamic_feature_axis=True),
+            "has a dynamic size on axis 1 ('features')",
+        ),
+        (
+            lambda t: (t / "x.onnx", (t / "x.onnx").write_bytes(b"not a protobuf at all"))[0],
+            "is not a valid ONNX model",
+        ),
+        (lambda t: t / "missing.onnx", "does not exist"),
+    ],
+    ids=["sigmoid", "maxpool", "dynamic-shape", "corrupt", "missing"],
+)
+def test_what_cannot_be_converted_is_refused_and_nothing_is_written(tmp_path, capsys, make, text):
+    path = make(tmp_path)
+    rc = main(["convert", str(path), "--dataset", "digits", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == EXIT_BAD_INPUT and text in err, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
