@@ -98,11 +98,12 @@ def convert(
     dt: float = 1e-3,
     data_dir: Optional[str] = None,
     backends: Sequence[str] = EVAL_BACKENDS,
+    headroom: Optional[float] = None,
 ) -> dict:
     """Convert, evaluate, write ``model.nir`` and ``conversion.json`` under ``out_dir``; the report."""
     from ..data.datasets import get_dataset
     from ..data.encoding import encode
-    from ..frontends.onnx import parse_normalization, read_onnx, scales, to_snn
+    from ..frontends.onnx import DEFAULT_HEADROOM, parse_normalization, read_onnx, scales, to_snn
     from ..util.files import check_out_dir, json_bytes, write_files
 
     check_out_dir(out_dir)
@@ -116,7 +117,8 @@ def convert(
     x_test, y_test = _shaped(ds.x_test[:n], ann.input_shape, dataset, model_path), ds.y_test[:n]
     parity = check_parity(ann, x_test[:PARITY_SAMPLES])
     ann_acc = float(np.mean(ann_logits(model_path, ann.input_name, x_test).argmax(axis=1) == y_test))
-    lambdas = scales(ann, x_train, normalization)
+    headroom = DEFAULT_HEADROOM if headroom is None else float(headroom)
+    lambdas = scales(ann, x_train, normalization, headroom)
     enc = {"kind": "poisson", "steps": int(steps), "max_prob": 1.0, "seed": 0}
     meta_cfg = {
         "model": Path(model_path).stem,
@@ -146,6 +148,7 @@ def convert(
         "steps": int(steps),
         "encoding": enc,
         "normalization": normalization,
+        "headroom": headroom,
         "calibration_samples": int(len(x_train)),
         "layers": [
             {"population": f"if{i}", "onnx_nodes": [op.onnx_node for op in seg], "lambda": lam, "threshold": 1.0}
@@ -179,6 +182,7 @@ def convert_cli(args) -> int:
         samples=args.samples,
         dt=args.dt,
         data_dir=args.data_dir,
+        headroom=getattr(args, "headroom", None),
     )
     print(f"converted {args.model} ({rep['dataset']}, {rep['test_samples']} test samples, T = {rep['steps']}):")
     print(f"  ANN (onnxruntime)  accuracy {100 * rep['ann_accuracy']:.2f} %")
