@@ -26,6 +26,18 @@ Neuron populations:
   (= ``spikes``); ``neuron_updates_inactive``: the rest.
 - ``activation_sparsity`` (spiking nodes): fraction of zero entries of the node's output.
 
+Checked against NeuroBench 2.3.0 itself (``tests/test_neurobench_counts.py``; fixtures written by
+``scripts/neurobench_counts.sh`` running NeuroBench on snnTorch MLP/CNN exported to NIR): effective
+synaptic operations (AC + MAC totals, per layer, per sample) and activation sparsity are equal.
+Where our definitions differ, by design, and the test holds each difference exactly:
+
+- AC vs MAC: NeuroBench decides per layer *per step* and counts inputs in {0, 1, -1} as spikes;
+  we decide per layer over the whole batch and count only {0, 1}. The totals are equal.
+- ``dense_ops`` of a padded Conv2d counts the taps that land on the zero padding (output size x
+  C_in/groups x kh x kw); NeuroBench does not (``dense_ops_nonzero`` does not either).
+- ``neuron_updates`` is neurons x T (Loihi updates every neuron every step); NeuroBench's
+  MembraneUpdates counts, after the first step, only neurons whose membrane changed.
+
 Energy from these counts: :mod:`.estimate`; cores per population: :mod:`.mapping`.
 """
 
