@@ -213,3 +213,48 @@ def test_bad_target_files(tmp_path):
         load_target(str(bad))
     with pytest.raises(InputError, match="known targets: .*loihi"):
         load_target("nonesuch")
+
+
+def test_every_energy_constant_has_a_grade_and_no_loihi2_per_op_figure():
+    from snndeploy.energy.targets import GRADES
+
+    for path in TARGETS.glob("*.toml"):
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+        tables = [raw.get("energy", {})] + list(raw.get("regimes", {}).values())
+        for table in tables:
+            for key, const in table.items():
+                assert const.get("grade") in GRADES, (path.name, key)
+        if path.stem == "loihi2":  # no public per-operation energy exists for Loihi 2: never invent one
+            assert not any("per" in c for c in raw.get("energy", {}).values())
+            assert "regimes" not in raw
+
+
+def test_energy_ranges_by_hand(mlp):
+    """ANN fp32: low = arithmetic only (4.6 pJ per MAC), high = weights and activations in a 1 MB SRAM
+    (+ 50 pJ per 32-bit word: half a 100 pJ 64-bit read) under the weight-stationary reuse model;
+    Loihi: high adds 7 pJ (one hop each way) per spike. The SNN/ANN ratio range pairs the ends."""
+    from snndeploy.energy.estimate import ratio_ranges
+
+    g, rec = mlp
+    c = count_ops(g, rec)
+    m = lambda k: sum(float(np.mean(v[k])) for v in c.values() if k in v)  # noqa: E731
+    macs = 6 * 5 + 5 * 3  # the mlp fixture: 6 -> 5 -> 3
+    words = (6 * 5 + 5 * 3) + (6 + 5) + (5 + 3)  # weights once, inputs read once, outputs written once
+    ann = energy_summary(c, load_target("ann_fp32_45nm"))
+    assert ann["range"]["low"] == {"nj": pytest.approx(4.6 * macs / 1e3), "regime": "published constants"}
+    assert ann["range"]["high"]["regime"] == "weights and activations in 1 MB SRAM"
+    assert ann["range"]["high"]["nj"] == pytest.approx((4.6 * macs + 50.0 * words) / 1e3)
+    snn = energy_summary(c, load_target("loihi"))
+    assert snn["range"]["high"]["nj"] - snn["range"]["low"]["nj"] == pytest.approx(7.0 * m("spikes") / 1e3)
+    (r,) = [r for r in ratio_ranges({"loihi": snn, "ann_fp32_45nm": ann}) if r["ann"] == "ann_fp32_45nm"]
+    assert r["low"] == pytest.approx(snn["range"]["low"]["nj"] / ann["range"]["high"]["nj"])
+    assert r["high"] == pytest.approx(snn["range"]["high"]["nj"] / ann["range"]["low"]["nj"])
+    assert r["low"] < r["high"]
+
+
+def test_a_target_constant_without_grade_is_refused(tmp_path):
+    bad = tmp_path / "nograde.toml"
+    bad.write_text('[energy]\nx = { value = 1.0, per = "synops", source = "me" }\n')
+    with pytest.raises(InputError, match="grade is None; expected one of: measured silicon"):
+        load_target(str(bad))

@@ -18,6 +18,11 @@ Weighted layers (Affine, Linear, Conv2d; NeuroBench counts layers with weights):
   ``dense_ops_nonzero``: the same, counting only non-zero weights.
   ``dense_macs``: one ANN forward pass (no time steps): ``in_features x out_features``.
   Biases are not counted.
+- Memory traffic of that ANN forward pass, under a weight-stationary reuse model (each stored
+  weight read once per inference and reused across positions and, for a conv, across the
+  output map; each input activation read once and each output written once per layer):
+  ``weight_reads`` (stored weights: a Conv2d kernel once), ``activation_reads`` (in_features),
+  ``activation_writes`` (out_features). Charged by the ANN targets' memory regimes.
 
 Neuron populations:
 
@@ -63,6 +68,9 @@ COUNT_KEYS = (
     "neuron_updates_active",
     "neuron_updates_inactive",
     "spikes",
+    "weight_reads",
+    "activation_reads",
+    "activation_writes",
 )
 #: samples per chunk when recomputing linear values (bounds memory on large inputs)
 CHUNK_SAMPLES = 32
@@ -112,6 +120,13 @@ def _dense_per_step(p) -> int:
     return int(np.prod(p.out_shape)) * int(np.prod(w.shape[1:]))
 
 
+def _params(p) -> int:
+    """Stored weights of a weighted layer (a Conv2d's kernel once, not unrolled)."""
+    if isinstance(p, SynapseParams):
+        return int(p.weight.size)
+    return int(np.asarray(p.attrs["weight"]).size)
+
+
 def layer_geometry(p) -> Dict[str, int]:
     """A weighted layer's sizes, dense and non-zero weights per step, and each input's fan-out."""
     fan = _fanout(p)
@@ -119,6 +134,7 @@ def layer_geometry(p) -> Dict[str, int]:
         "in_features": int(np.prod(p.in_shape)),
         "out_features": int(np.prod(p.out_shape)),
         "dense_per_step": _dense_per_step(p),
+        "params": _params(p),
         "nonzero_per_step": int(fan.sum()),
         "fanout": fan,
     }
@@ -196,6 +212,9 @@ def _synapse_counts(kind: str, g: dict, events: np.ndarray, binary: bool, B: int
         "dense_ops": np.full(B, g["dense_per_step"] * T, dtype=np.int64),
         "dense_ops_nonzero": np.full(B, g["nonzero_per_step"] * T, dtype=np.int64),
         "dense_macs": np.full(B, g["dense_per_step"], dtype=np.int64),
+        "weight_reads": np.full(B, g["params"], dtype=np.int64),
+        "activation_reads": np.full(B, g["in_features"], dtype=np.int64),
+        "activation_writes": np.full(B, g["out_features"], dtype=np.int64),
     }
 
 

@@ -44,6 +44,7 @@ def energy_summary(counts, target) -> Dict[str, object]:
             tot[k] += v
         tot_pj += pj
     estimate = any(c.estimate for c in used.values())
+    low, high = energy_range(counts, target, tot_pj)
     return {
         "target": target.name,
         "description": target.description,
@@ -51,6 +52,8 @@ def energy_summary(counts, target) -> Dict[str, object]:
         "synops_per_sample": tot["synops"],
         "neuron_updates_per_sample": tot["neuron_updates"],
         "energy_nj_per_sample": tot_pj / 1e3,
+        "range": {"low": low, "high": high, "how": RANGE_HOW},
+        "regimes": {name: {k: c.as_dict() for k, c in consts.items()} for name, consts in target.regimes.items()},
         "per_node": per_node,
         "estimate": estimate,
         "constants": {k: c.as_dict() for k, c in target.energy.items()},
@@ -58,6 +61,50 @@ def energy_summary(counts, target) -> Dict[str, object]:
         "how": "energy = sum over the target's constants of count[per] x value (pJ), counts per sample from this "
         "backend's records" + ("; includes constants marked estimate" if estimate else ""),
     }
+
+
+#: the name of a target's base regime (its [energy] constants alone)
+BASE_REGIME = "published constants"
+RANGE_HOW = (
+    "lowest and highest energy per inference over the target's regimes: its [energy] constants alone "
+    "('published constants') and with each [regimes.NAME] table added (targets/*.toml)"
+)
+
+
+def _total_pj(counts, constants) -> float:
+    return float(
+        sum(np.mean(c[k.per]) * k.value for c in counts.values() for k in constants.values() if k.per and k.per in c)
+    )
+
+
+def energy_range(counts, target, base_pj: float):
+    """(low, high): each ``{"nj", "regime"}``, over the base constants and each regime added to them."""
+    values = [(base_pj, BASE_REGIME)] + [
+        (base_pj + _total_pj(counts, extra), name) for name, extra in target.regimes.items()
+    ]
+    lo, hi = min(values), max(values)
+    return {"nj": lo[0] / 1e3, "regime": lo[1]}, {"nj": hi[0] / 1e3, "regime": hi[1]}
+
+
+def ratio_ranges(estimates: Dict[str, dict]) -> list:
+    """Each SNN target's energy over each ANN baseline's, as a range: (SNN low / ANN high, SNN high / ANN
+    low), each end with the regimes that give it."""
+    out = []
+    for s, es in estimates.items():
+        for a, ea in estimates.items():
+            if es["kind"] != "snn" or ea["kind"] != "ann" or ea["range"]["low"]["nj"] <= 0:
+                continue
+            out.append(
+                {
+                    "snn": s,
+                    "ann": a,
+                    "low": es["range"]["low"]["nj"] / ea["range"]["high"]["nj"],
+                    "low_regimes": (es["range"]["low"]["regime"], ea["range"]["high"]["regime"]),
+                    "high": es["range"]["high"]["nj"] / ea["range"]["low"]["nj"],
+                    "high_regimes": (es["range"]["high"]["regime"], ea["range"]["low"]["regime"]),
+                }
+            )
+    return out
 
 
 def energy_target(target: str):
@@ -79,9 +126,11 @@ def energy_report(graph, counts, target: str = DEFAULT_TARGET) -> dict:
         tgt = load_target(t)
         if tgt.has_energy_model and tgt.name not in targets:
             targets[tgt.name] = tgt
+    estimates = {n: energy_summary(counts, t) for n, t in targets.items()}
     return {
         "headline": headline.name,
         "ops": ops_summary(counts),
-        "estimates": {n: energy_summary(counts, t) for n, t in targets.items()},
+        "estimates": estimates,
+        "ratio_ranges": ratio_ranges(estimates),
         "mapping": mapping_estimate(graph, load_target(MAPPING_TARGET)),
     }

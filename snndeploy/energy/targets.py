@@ -12,7 +12,15 @@ network, one forward pass per inference) and up to two tables:
   limits for a mapping estimate (Loihi 2 cores).
 
 ``estimate = true`` marks a number (or its use here) that is not a published measurement;
-reports print "(estimate)" next to it.
+reports print "(estimate)" next to it. Every energy constant also has a ``grade``, the evidence
+behind it: ``"measured silicon"`` (measured on a fabricated chip), ``"pre-silicon simulation"``
+(a design-time table), ``"derived"`` (computed from published figures by a stated rule, e.g. chip
+power divided by events, or an SRAM access split into words) or ``"estimate"``.
+
+``[regimes.NAME]`` tables (optional) hold constants *added* to ``[energy]`` in one operating
+regime (e.g. where an ANN's weights live: SRAM of 8 KB or 1 MB; how far a spike travels on the
+mesh). A target's energy is reported as a range: the lowest and highest over its base constants
+and each regime, each end named (:func:`snndeploy.energy.estimate.energy_range`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from .counts import COUNT_KEYS
 TARGETS_DIR = Path(__file__).resolve().parents[1] / "resources" / "targets"
 #: what a target is: runs the spiking network, or the same weights as a non-spiking baseline
 TARGET_KINDS = ("snn", "ann")
+#: the evidence grades of energy constants, strongest first
+GRADES = ("measured silicon", "pre-silicon simulation", "derived", "estimate")
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Constant:
     estimate: bool
     per: Optional[str] = None  # the count this energy constant multiplies; None: listed, not charged
     unit: str = "pJ"
+    grade: Optional[str] = None  # one of GRADES (energy constants); None for resources
 
     def as_dict(self) -> dict:
         return {
@@ -48,6 +59,7 @@ class Constant:
             "per": self.per,
             "source": self.source,
             "estimate": self.estimate,
+            "grade": self.grade,
         }
 
 
@@ -59,6 +71,7 @@ class Target:
     path: str
     resources: Dict[str, Constant] = field(default_factory=dict)
     kind: str = "snn"  # one of TARGET_KINDS
+    regimes: Dict[str, Dict[str, Constant]] = field(default_factory=dict)  # name -> constants added
 
     @property
     def is_ann_baseline(self) -> bool:
@@ -94,7 +107,24 @@ def _constants(path: Path, table: str, raw: dict, unit: str) -> Dict[str, Consta
             raise InputError(f"{path}: {table}.{key}.per is '{per}'; known counts: {', '.join(COUNT_KEYS)}")
         if not isinstance(c.get("estimate", False), bool):
             raise InputError(f"{path}: {table}.{key}.estimate must be true or false")
-        out[key] = Constant(value, str(c["source"]), c.get("estimate", False), per, str(c.get("unit", unit)))
+        grade = c.get("grade")
+        if table != "resources" and grade not in GRADES:
+            raise InputError(f"{path}: {table}.{key}.grade is {grade!r}; expected one of: {', '.join(GRADES)}")
+        out[key] = Constant(value, str(c["source"]), c.get("estimate", False), per, str(c.get("unit", unit)), grade)
+    return out
+
+
+def _regimes(path: Path, raw: dict) -> Dict[str, Dict[str, Constant]]:
+    regimes = raw.get("regimes", {})
+    if not isinstance(regimes, dict):
+        raise InputError(f"{path}: regimes must be a table of tables")
+    out = {}
+    for name, table in regimes.items():
+        if not isinstance(table, dict) or not table:
+            raise InputError(f"{path}: regimes.{name} must be a non-empty table of constants")
+        out[str(name)] = _constants(path, "regimes", {"regimes": table}, "pJ")
+        if not all(c.per for c in out[str(name)].values()):
+            raise InputError(f"{path}: every constant of regimes.{name} needs 'per' (it is charged)")
     return out
 
 
@@ -117,4 +147,5 @@ def load_target(name_or_path: str) -> Target:
         str(path),
         _constants(path, "resources", raw, ""),
         kind,
+        _regimes(path, raw),
     )
