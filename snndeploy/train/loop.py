@@ -161,9 +161,11 @@ def train_epoch(step, x, y, enc: dict, batch_size: int, gen, augment=()) -> Tupl
     return float(tot_loss) / len(x), int(tot_ok) / len(x)  # one host sync per epoch
 
 
-def make_step(model, opt, device: str, amp: bool, compile_model: bool):
+def make_step(model, opt, device: str, amp: bool, compile_model: bool, spike_rate_penalty: float = 0.0):
     """The training step: forward (optionally compiled, bf16 autocast), CE on the output summed over
-    time (spike counts, or the LI readout's summed membrane potential), Adam."""
+    time (spike counts, or the LI readout's summed membrane potential), plus ``spike_rate_penalty``
+    times the mean spike rate of the spiking layers (``train.spike_rate_penalty``: fewer spikes, less
+    energy), Adam."""
     import torch
 
     fwd = torch.compile(model) if compile_model else model
@@ -172,6 +174,9 @@ def make_step(model, opt, device: str, amp: bool, compile_model: bool):
         with autocast(device, amp):
             counts = fwd(spikes, steps).sum(0).float()
         loss = torch.nn.functional.cross_entropy(counts, labels)
+        rate = getattr(model, "spike_rate", None)
+        if spike_rate_penalty and rate is not None:
+            loss = loss + spike_rate_penalty * rate.float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -242,7 +247,10 @@ def _fit(cfg: dict, model, opt, gen, data, history: list, first_epoch: int, ckpt
     xtr, ytr = data
     amp = bool(tcfg.get("amp", True)) and dev == "cuda"
     augment = augmentations(tcfg, tuple(model.input_shape))
-    step = make_step(model, opt, dev, amp, bool(tcfg.get("compile", False)))
+    penalty = tcfg.get("spike_rate_penalty", 0.0)
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not 0 <= penalty < math.inf:
+        raise InputError(f"train.spike_rate_penalty must be a finite number >= 0, got {penalty!r}")
+    step = make_step(model, opt, dev, amp, bool(tcfg.get("compile", False)), float(penalty))
     bar = tqdm(
         range(first_epoch, tcfg["epochs"]),
         desc=f"train {cfg['name']} on {dev}",

@@ -60,6 +60,7 @@ class SpikingNet(nn.Module):
         else:
             T, B = x.shape[:2]
             h = x
+        rates = []  # the mean spike rate of each spiking layer, for train.spike_rate_penalty
         for m in modules:
             if isinstance(m, LIFBoxCell):
                 h = lif_box_over_time(h, m, self.surrogate, self.alpha)
@@ -76,6 +77,9 @@ class SpikingNet(nn.Module):
             else:  # stateless: all steps at once
                 y = m(h.reshape((T * B,) + tuple(h.shape[2:])))
                 h = y.reshape((T, B) + tuple(y.shape[1:]))
+            if isinstance(m, (LIFBoxCell, LIFCell)):
+                rates.append(h.float().mean())
+        self.spike_rate = torch.stack(rates).mean() if rates else None
         return h
 
 
