@@ -45,8 +45,8 @@ FIXED = ("lava-fixed", "loihi-emu")
 LAVA = ("lava-float", "lava-fixed", "loihi-emu")  # loihi-emu cells compare with lava-fixed, which runs Lava
 
 R, X = "run", "refused"
-ALL_RUN = {"norse": R, "lava-float": R, "lava-fixed": R, "loihi-emu": R}
-FLOAT_ONLY = {"norse": R, "lava-float": R, "lava-fixed": X, "loihi-emu": X}
+ALL_RUN = {"norse": R, "lava-float": R, "lava-fixed": R, "loihi-emu": R, "brian2": R}
+FLOAT_ONLY = {"norse": R, "lava-float": R, "lava-fixed": X, "loihi-emu": X, "brian2": R}
 
 #: nir type name -> backend -> "run" | "refused" (by hand, from the docs; see the module docstring)
 PLACED = {
@@ -66,15 +66,16 @@ PLACED = {
     "CubaLI": ALL_RUN,
     "I": FLOAT_ONLY,
     "Threshold": FLOAT_ONLY,
-    "Delay": {"norse": R, "lava-float": X, "lava-fixed": X, "loihi-emu": X},
-    "Conv1d": {"norse": X, "lava-float": X, "lava-fixed": X, "loihi-emu": X},
+    "Delay": {"norse": R, "lava-float": X, "lava-fixed": X, "loihi-emu": X, "brian2": X},
+    "Conv1d": {"norse": X, "lava-float": X, "lava-fixed": X, "loihi-emu": X, "brian2": X},
 }
 
 _NOT_DEFINED = "defines no semantics"
 _DELAY_DENSE = "Lava's DelayDense"
 #: (type, backend) -> a phrase the refusal's reason must contain
 REASONS = {
-    **{("Conv1d", b): _NOT_DEFINED for b in ("norse", "lava-float", "lava-fixed", "loihi-emu")},
+    **{("Conv1d", b): _NOT_DEFINED for b in ("norse", "lava-float", "lava-fixed", "loihi-emu", "brian2")},
+    ("Delay", "brian2"): "synaptic delays",
     **{("Delay", b): _DELAY_DENSE for b in LAVA},
     **{("I", b): "never leaks or resets" for b in FIXED},
     **{("Threshold", b): "4096" for b in FIXED},
@@ -389,10 +390,10 @@ def test_run_cell(type_name, backend):
     assert res.backend == backend
     _check_shapes(res, ag)
 
-    if backend == "lava-float":
+    if backend in ("lava-float", "brian2"):
         common = set(res.outputs) & set(ref.outputs)
         must = {ag.input_node, ag.output_node, *ag.neurons}
-        assert must <= common, f"lava-float did not record {sorted(must - common)}"
+        assert must <= common, f"{backend} did not record {sorted(must - common)}"
         for n in sorted(common):
             if _is_spike_record(ag, n):
                 np.testing.assert_array_equal(res.outputs[n], ref.outputs[n], err_msg=f"spikes of '{n}'")

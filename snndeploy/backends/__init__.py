@@ -37,11 +37,18 @@ def _loihi_emu(**kw):
     return LoihiEmuBackend(**kw)
 
 
+def _brian2(**kw):
+    from .brian2 import Brian2Backend
+
+    return Brian2Backend(**kw)
+
+
 BACKENDS: Dict[str, Callable[..., Backend]] = {
     "norse": _norse,
     "lava-float": _lava_float,
     "lava-fixed": _lava_fixed,
     "loihi-emu": _loihi_emu,
+    "brian2": _brian2,
 }
 
 
