@@ -60,17 +60,34 @@ def _graph_and_conventions(graph, dt: Optional[float], exporter: Optional[str]):
     return analyse(graph, where=where), conv
 
 
-def run(graph, spikes: np.ndarray, backend: str = "norse", dt: Optional[float] = None, exporter: Optional[str] = None):
+def run(
+    graph,
+    spikes: np.ndarray,
+    backend: str = "norse",
+    dt: Optional[float] = None,
+    exporter: Optional[str] = None,
+    chunk: Optional[int] = None,
+    workers: Optional[int] = None,
+    scheduler: Optional[str] = None,
+    shard_timeout: Optional[float] = None,
+):
     """Run one backend: a :class:`~snndeploy.backends.RunResult` (``outputs[node]`` is (batch, time,
     *shape) on the NIR timeline; ``states[node]["v"]`` where recorded). ``graph``: a path or a NIR graph;
     ``dt`` in seconds, needed when neither the graph nor ``exporter`` supplies one; ``exporter``: the
-    framework that wrote the graph (``snndeploy.ir.exporters.EXPORTERS``; docs/exporters.md)."""
-    from .harness.run import run_backends
+    framework that wrote the graph (``snndeploy.ir.exporters.EXPORTERS``; docs/exporters.md).
+    ``chunk``/``workers``/``scheduler``/``shard_timeout``: run in shards of ``chunk`` samples, on a local
+    Dask cluster of ``workers`` processes or an existing one (:mod:`snndeploy.harness.shards`)."""
+    from .harness.run import run_backends, run_sharded
+    from .harness.shards import ShardOptions
     from .ir import graph as G
 
+    opts = ShardOptions(workers, scheduler, shard_timeout, progress=False)
     ag, conv = _graph_and_conventions(graph, dt, exporter)
     x = G.check_input(ag.graph, spikes)
-    result = run_backends(ag, [backend], x, conv.dt, show_progress=False)[backend]
+    if opts.distributed or chunk is not None:
+        result = run_sharded(ag, backend, x, conv.dt, chunk, opts)
+    else:
+        result = run_backends(ag, [backend], x, conv.dt, show_progress=False)[backend]
     result.info["conventions"] = conv.as_dict()
     return result
 
@@ -149,12 +166,30 @@ def compare(
     input_desc: str = "spikes given by the caller",
     show_progress: bool = False,
     exporter: Optional[str] = None,
+    workers: Optional[int] = None,
+    scheduler: Optional[str] = None,
+    shard_timeout: Optional[float] = None,
+    shards_dir=None,
+    resume: bool = False,
 ) -> Report:
     """Run every backend on the same input and compare them with the first (the reference).
     ``tolerances``: a :class:`~snndeploy.harness.agreement.Tolerances` or a dict with
-    ``min_spike_agreement`` / ``min_prediction_agreement``."""
+    ``min_spike_agreement`` / ``min_prediction_agreement``. ``workers``/``scheduler``: run the chunks
+    as shards on a local Dask cluster of ``workers`` processes or an existing one, each limited to
+    ``shard_timeout`` seconds; ``shards_dir``: write each finished shard there; ``resume``: load the
+    shards already there (:mod:`snndeploy.harness.shards`)."""
     from .harness.agreement import Tolerances
     from .harness.compare import compare_runs
+    from .harness.shards import ShardOptions
+
+    shards = ShardOptions(
+        workers,
+        scheduler,
+        shard_timeout,
+        folder=None if shards_dir is None else Path(shards_dir),
+        resume=resume,
+        progress=show_progress,
+    )
 
     if tolerances is None:
         tol = Tolerances()
@@ -182,5 +217,6 @@ def compare(
         show_progress=show_progress,
         chunk=chunk,
         conventions=conv.as_dict(),
+        shards=shards,
     )
     return Report(data, kept, ag)

@@ -1,6 +1,6 @@
 """Command line: ``snndeploy train | run | compare | demo | energy | qat``.
 
-Exit codes: 0 success (compare: passed), 1 compare ran but a tolerance failed,
+Exit codes: 0 success (compare: passed), 1 compare ran but a tolerance failed (or a shard failed twice),
 2 unusable input (the message names file, node, field, expected vs got; checked before any
 work where it can be: ``--out``, every backend's support), 3 a backend failed while running or
 anything unexpected (one line; ``--debug`` prints the traceback), 130 interrupted.
@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True)
     r.add_argument("--out", required=True)
     _convention_args(r)
+    r.add_argument(
+        "--chunk", type=int, help="samples per shard (one Lava network each); default: all at once in-process"
+    )
+    _shard_args(r)
 
     c = sub.add_parser("compare", help="run several backends on the same input and compare them")
     c.add_argument("graph")
@@ -73,7 +77,16 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk",
         type=int,
         help="samples per chunk (one Lava network each; default: all at once when "
-        "the records fit in memory, else as many as fit); figures are merged over chunks",
+        "the records fit in memory, else as many as fit; with --workers/--scheduler/--resume: two shards per "
+        "worker thread); figures are merged over chunks",
+    )
+    _shard_args(c)
+    c.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: load the finished shards in OUT/shards, run the others (without "
+        "--workers/--scheduler: in-process); a run given --resume (or --workers/--scheduler) writes each "
+        "finished shard there",
     )
     _tolerance_args(c)
 
@@ -104,6 +117,36 @@ def _convention_args(p) -> None:
     p.add_argument(
         "--dt", type=float, help="seconds per step; overrides the exporter's; required when nothing supplies one"
     )
+
+
+def _shard_args(p) -> None:
+    w = p.add_mutually_exclusive_group()
+    w.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run the shards on a local Dask cluster of N worker processes (one thread each)",
+    )
+    w.add_argument("--scheduler", metavar="ADDRESS", help="run the shards on an existing Dask cluster")
+    p.add_argument(
+        "--shard-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock limit of one shard in a worker (default: generous, from its size); a shard past it "
+        "is killed with its worker and run once more, then reported as failed",
+    )
+
+
+def _shard_options(args):
+    """The --workers/--scheduler/--shard-timeout/--resume options (checked before any work); the
+    finished shards go to OUT/shards when the run is distributed or resumable."""
+    from .harness.shards import ShardOptions
+
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    resume = bool(getattr(args, "resume", False))
+    keep = resume or workers is not None or scheduler is not None
+    folder = Path(args.out) / "shards" if keep and OUT_KINDS.get(args.cmd) == "dir" else None
+    return ShardOptions(workers, scheduler, getattr(args, "shard_timeout", None), folder=folder, resume=resume)
 
 
 def _more_commands(sub) -> None:
@@ -213,10 +256,11 @@ def cmd_qat(args) -> int:
 
 def cmd_run(args) -> int:
     from .harness.inputs import load_input_npz
-    from .harness.run import run_backends
+    from .harness.run import run_backends, run_sharded
     from .ir import graph as G
     from .util.files import npz_bytes, write_bytes
 
+    opts = _shard_options(args)
     graph, conv = _open(args)
     dt = conv.dt
     spikes, _ = load_input_npz(args.input)
@@ -224,7 +268,10 @@ def cmd_run(args) -> int:
     from .backends import get_backend
 
     get_backend(args.backend)  # unknown name: fail before anything runs
-    result = run_backends(graph, [args.backend], x, dt)[args.backend]
+    if opts.distributed or args.chunk is not None:
+        result = run_sharded(graph, args.backend, x, dt, args.chunk, opts)
+    else:
+        result = run_backends(graph, [args.backend], x, dt)[args.backend]
     write_bytes(args.out, npz_bytes(result.outputs))
     print(
         f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.outputs.items())} "
@@ -244,7 +291,7 @@ def _open(args):
     return graph, conv
 
 
-def _compare_and_write(graph, graph_path, names, spikes, labels, conv, desc, args) -> int:
+def _compare_and_write(graph, graph_path, names, spikes, labels, conv, desc, args, shards=None) -> int:
     from .api import Report
     from .harness.compare import compare_runs
     from .util.files import write_bytes
@@ -261,6 +308,7 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, conv, desc, arg
         args.target,
         chunk=getattr(args, "chunk", None),
         conventions=conv.as_dict(),
+        shards=shards,
     )
     report = Report(rep, results, graph)
     written = report.write(args.out)
@@ -274,6 +322,7 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, conv, desc, arg
 def cmd_compare(args) -> int:
     from .harness.inputs import dataset_input, load_input_npz
 
+    shards = _shard_options(args)
     graph, conv = _open(args)
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     from .backends import get_backend
@@ -287,7 +336,7 @@ def cmd_compare(args) -> int:
         desc = f"file {args.input}"
     else:
         spikes, labels, desc = dataset_input(graph, args.dataset, args.samples, args.data_dir)
-    return _compare_and_write(graph, args.graph, names, spikes, labels, conv, desc, args)
+    return _compare_and_write(graph, args.graph, names, spikes, labels, conv, desc, args, shards)
 
 
 def cmd_demo(args) -> int:

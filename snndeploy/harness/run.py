@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..backends import Backend, RunResult, get_backend
+from . import shards as S
 from .memory import check_memory
 
 
@@ -86,3 +88,69 @@ def run_backends(
             if bar is not None:
                 bar.close()
     return results
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One shard of a ``run``, as a worker gets it."""
+
+    graph: object
+    name: str
+    x: np.ndarray
+    dt: float
+    tag: str
+
+
+def run_shard(job: RunJob) -> RunResult:
+    """One backend on one shard (one Lava network); in a Dask worker or in-process."""
+    if S.announce(job.tag):
+        S.prepare_worker()
+    return run_backends(job.graph, [job.name], job.x, job.dt, show_progress=False)[job.name]
+
+
+def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional[int], opts) -> RunResult:
+    """One backend on every sample, in shards of ``chunk`` samples (default: two per worker thread), run
+    as ``opts`` (:class:`~snndeploy.harness.shards.ShardOptions`) says: records concatenated over shards.
+    A shard that fails twice fails the run (a BackendError naming the shards and their samples)."""
+    from ..errors import BackendError
+    from ..ir.analysed import as_analysed
+    from .memory import chunk_size
+
+    ag = as_analysed(graph)
+    checked_backends(ag, [name], dt, spikes)
+    n, steps = int(spikes.shape[0]), int(spikes.shape[1])
+    check_memory(ag, n, steps, [name])  # every shard's records come back here
+    if chunk is not None:
+        chunk_size(ag, n, steps, [name], chunk)  # a bad --chunk fails here
+    parts: Dict[int, RunResult] = {}
+    with S.executor_for(opts, S.forks([name])) as ex:
+        size = min(int(chunk), n) if chunk is not None else S.default_size(n, ex.slots if ex else 1, n)
+        shards = S.plan(n, size)
+        outcome = S.run_shards(
+            shards,
+            run_shard,
+            lambda s, tag: RunJob(ag, name, spikes[s.start : s.stop], dt, tag),
+            lambda s, r: parts.__setitem__(s.index, r),
+            opts,
+            ex,
+            timeout_s=opts.timeout_s or S.default_timeout(len(ag.nodes), [name], size, steps),
+        )
+    if outcome.failed:
+        listed = "; ".join(
+            f"shard {f['shard']} (samples {f['samples'][0]}-{f['samples'][1]}): {' / '.join(f['errors'])}"
+            for f in outcome.failed
+        )
+        raise BackendError(f"{name}: {len(outcome.failed)} of {len(shards)} shards failed, nothing written: {listed}")
+    ordered = [parts[s.index] for s in shards]
+    first = ordered[0]
+    info = dict(first.info)
+    info["wall_s"] = sum(float(r.info.get("wall_s", 0.0)) for r in ordered)
+    info["shards"] = outcome.as_dict()
+    return RunResult(
+        backend=first.backend,
+        outputs={k: np.concatenate([r.outputs[k] for r in ordered]) for k in first.outputs},
+        states={
+            k: {v: np.concatenate([r.states[k][v] for r in ordered]) for v in st} for k, st in first.states.items()
+        },
+        info=info,
+    )

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..ir.analysed import as_analysed
+from .markdown import FAILED_HEADER, execution_text, failed_shard_rows
 from .tables import (
     Code,
     Estimate,
@@ -234,12 +235,21 @@ def render_html(rep: dict, results: dict, graph) -> str:
         "<h2>Accuracy and agreement</h2>",
     ]
     parts += _conventions_html(rep.get("conventions") or {})
+    if rep.get("execution"):
+        parts.append(f"<p class='how'>Execution: {_e(execution_text(rep))}</p>")
     parts += [table(*backends_table(rep)), table(*pairs_table(rep))]
     if rep.get("refused"):
         rows = [[r["backend"], r["node"], r["type"], r["reason"]] for r in rep["refused"]]
         parts += [
             "<h2>Refused (not run; the comparison does not pass)</h2>",
             table(["backend", "node", "type", "reason"], rows),
+        ]
+    if rep.get("failed_shards"):
+        n = rep.get("samples_compared", rep["samples"])
+        parts += [
+            f"<h2>Failed shards (not compared; the comparison does not pass; figures over {n} of "
+            f"{rep['samples']} samples)</h2>",
+            table(FAILED_HEADER, failed_shard_rows(rep)),
         ]
     parts.append(plot_accuracy(rep))
     parts.append(f"<h2>Spikes, sample {sample}</h2>")

@@ -61,8 +61,11 @@ def render_markdown(rep: dict) -> str:
         f"{tol['min_spike_agreement']} per node, prediction agreement >= {tol['min_prediction_agreement']}",
     ]
     out += conventions_markdown(rep.get("conventions") or {})
+    if rep.get("execution"):
+        out.append(f"- execution: {escape(execution_text(rep))}")
     out += ["", "## Backends", "", table(*backends_table(rep))]
     out += refused_markdown(rep.get("refused") or [])
+    out += failed_shards_markdown(rep)
     for pair in rep["pairs"]:
         out += _pair_markdown(pair)
     out += render_energy_markdown(rep["backends"], rep["reference"], rep.get("energy", {}).get("mapping"))
@@ -85,6 +88,54 @@ def conventions_markdown(conv: dict) -> List[str]:
     out += [f"- changed on load: {escape(x)}" for x in conv["notes"]]
     out += [f"- **warning**: {escape(x)}" for x in conv["warnings"]]
     return out
+
+
+def execution_text(rep: dict) -> str:
+    """How the comparison ran: in-process or on which cluster, its shards (done, failed, resumed), wall time."""
+    ex = rep["execution"]
+    sh = ex.get("shards", {})
+    size = rep.get("chunks", {}).get("size")
+    if ex["mode"] == "in-process":
+        where = "in-process"
+    elif ex["mode"] == "local cluster":
+        where = f"local Dask cluster of {ex['workers']} worker processes (one thread each"
+        if ex.get("worker_cores"):
+            where += ", each pinned to its own cores"
+        where += ")"
+    else:
+        where = f"Dask cluster at {ex.get('scheduler')} ({ex['workers']} workers)"
+    text = (
+        f"{where}; {sh.get('count')} shards of {size} samples: {sh.get('done')} done "
+        f"({sh.get('resumed', 0)} resumed), {sh.get('failed', 0)} failed"
+    )
+    if ex.get("shard_timeout_s") is not None:
+        text += f"; shard timeout {ex['shard_timeout_s']:.0f} s"
+    if ex.get("shards_folder"):
+        text += f"; finished shards in {ex['shards_folder']}"
+    return text + f"; wall time {ex.get('wall_s', 0.0):.1f} s"
+
+
+def failed_shard_rows(rep: dict) -> List[List[str]]:
+    return [
+        [str(f["shard"]), f"{f['samples'][0]}-{f['samples'][1]}", str(f["attempts"]), " / ".join(f["errors"])]
+        for f in rep.get("failed_shards") or []
+    ]
+
+
+FAILED_HEADER = ["shard", "samples", "attempts", "errors"]
+
+
+def failed_shards_markdown(rep: dict) -> List[str]:
+    rows = failed_shard_rows(rep)
+    if not rows:
+        return []
+    n = rep.get("samples_compared", rep["samples"])
+    return [
+        "",
+        f"## Failed shards (not compared; the comparison does not pass; figures over {n} of {rep['samples']} samples)",
+        "",
+        table(FAILED_HEADER, rows),
+    ]
 
 
 def refused_markdown(refused: List[dict]) -> List[str]:
@@ -181,6 +232,17 @@ def summary(rep: dict) -> str:
         )
     for r in rep.get("refused") or []:
         lines.append(f"  {r['backend']:<11} REFUSED node {r['node']} ({r['type']}): not run")
+    for f in rep.get("failed_shards") or []:
+        lines.append(
+            f"  FAILED shard {f['shard']} (samples {f['samples'][0]}-{f['samples'][1]}, {f['attempts']} attempts): "
+            f"{f['errors'][-1]}"
+        )
+    if rep.get("failed_shards"):
+        lines.append(f"  figures over the {rep.get('samples_compared')} samples of the shards that finished")
+    if (rep.get("execution") or {}).get("mode", "in-process") != "in-process" or (rep.get("execution") or {}).get(
+        "shards_folder"
+    ):
+        lines.append(f"  ran on: {execution_text(rep)}")
     for w in (rep.get("conventions") or {}).get("warnings", []):
         lines.append(f"  warning: {w}")
     for p in rep["pairs"]:
