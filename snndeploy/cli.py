@@ -174,12 +174,32 @@ def _more_commands(sub) -> None:
     v.add_argument("--data-dir")
     v.add_argument("--steps", type=int, default=64, help="time steps per sample (default 64)")
     v.add_argument("--calibration", type=int, default=1000, help="training samples for threshold balancing")
-    v.add_argument(
-        "--normalization", default="percentile:99.9", help="max | percentile:P (default percentile:99.9)"
-    )
+    v.add_argument("--normalization", default="percentile:99.9", help="max | percentile:P (default percentile:99.9)")
     v.add_argument("--samples", type=int, help="test samples to evaluate (default: the whole test set)")
     v.add_argument("--dt", type=float, default=1e-3, help="seconds per step written to the graph (default 1e-3)")
+    v.add_argument(
+        "--headroom",
+        type=float,
+        help="hidden layers' scale x this (default 1.5; reset-to-zero loses charge near rate 1)",
+    )
     v.add_argument("--out", required=True, help="folder for model.nir and conversion.json")
+
+    w = sub.add_parser("sweep", help="accuracy and energy over time steps x encodings x spike-rate penalties")
+    w.add_argument("--model", required=True, help="model config name (models/NAME.toml) or path")
+    w.add_argument("--dataset", help="default: the config's")
+    w.add_argument("--steps", default="8,16,32", help="comma-separated time steps (default 8,16,32)")
+    w.add_argument("--encodings", default="poisson,latency", help="comma-separated: poisson, latency, direct")
+    w.add_argument("--penalties", default="0,1", help="comma-separated train.spike_rate_penalty values (default 0,1)")
+    w.add_argument("--epochs", type=int, help="per point (default: the config's)")
+    w.add_argument("--samples", type=int, default=200, help="test samples per point (default 200)")
+    w.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    w.add_argument("--data-dir")
+    w.add_argument("--out", required=True)
+
+    nw = sub.add_parser("network", help="a network given by physical parameters (models/networks) on several backends")
+    nw.add_argument("config", help="network config name (models/networks/NAME.toml) or path, e.g. seed_poisson_lif")
+    nw.add_argument("--backends", default="norse,brian2,lava-float,lava-fixed")
+    nw.add_argument("--out", required=True)
 
     d = sub.add_parser("demo", help="train (or reuse), export, compare norse vs lava-float on digits")
     d.add_argument("--out", default="out/demo")
@@ -390,10 +410,17 @@ def cmd_energy(args) -> int:
     er = energy_report(graph, count_ops(graph, result.outputs), args.target)
     head = er["estimates"][er["headline"]]
     print(f"# Energy estimate: {args.graph}, {x.shape[0]} samples x {x.shape[1]} steps, records of `{args.backend}`")
+    lo, hi = head["range"]["low"], head["range"]["high"]
     print(
         f"\n{head['target']}: {head['energy_nj_per_sample']:.3f} nJ per inference"
         + (" (uses estimated constants)" if head["estimate"] else "")
+        + f"; range {lo['nj']:.3f} nJ ({lo['regime']}) - {hi['nj']:.3f} nJ ({hi['regime']})"
     )
+    for r in er["ratio_ranges"]:
+        print(
+            f"{r['snn']} / {r['ann']}: {r['low']:.3g} x ({' vs '.join(r['low_regimes'])}) - "
+            f"{r['high']:.3g} x ({' vs '.join(r['high_regimes'])})"
+        )
     print("\n".join(render_energy_markdown({args.backend: er}, args.backend, er["mapping"])))
     return EXIT_OK
 
@@ -427,6 +454,58 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _csv(text: str, kind, option: str) -> list:
+    try:
+        return [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be comma-separated {kind.__name__} values, got '{text}'") from None
+
+
+def cmd_sweep(args) -> int:
+    from .train.sweep import sweep
+
+    rep = sweep(
+        args.model,
+        args.out,
+        steps=_csv(args.steps, int, "--steps"),
+        encodings=_csv(args.encodings, str, "--encodings"),
+        penalties=_csv(args.penalties, float, "--penalties"),
+        dataset=args.dataset,
+        epochs=args.epochs,
+        samples=args.samples,
+        device=args.device,
+        data_dir=args.data_dir,
+    )
+    front = set(rep["pareto"])
+    print(f"sweep of {rep['model']} on {rep['dataset']}: {len(rep['points'])} points, {rep['wall_s']:.0f} s")
+    for i, p in enumerate(rep["points"]):
+        e = p["energy"]["loihi"]
+        print(
+            f"  T {p['steps']:>4} {p['encoding']:<8} penalty {p['spike_rate_penalty']:<6g} accuracy "
+            f"{100 * p['accuracy']:6.2f} %  loihi {e['low']['nj']:.3f}-{e['high']['nj']:.3f} nJ"
+            + ("  (Pareto)" if i in front else "")
+        )
+    print(f"ANN twin: accuracy {100 * rep['ann_twin']['accuracy']:.2f} %")
+    print(f"wrote {Path(args.out) / 'sweep.json'}, report.md, report.html")
+    return EXIT_OK
+
+
+def cmd_network(args) -> int:
+    from .report.network import run_network
+
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    from .backends import get_backend
+
+    for n in names:
+        get_backend(n)
+    rep = run_network(args.config, args.out, names)
+    for b, r in rep["backends"].items():
+        agree = r[f"spike_agreement_with_{names[0]}"]
+        print(f"  {b:<11} {r['firing_rate_hz']:.2f} Hz, {r['spikes']} spikes, agreement with {names[0]} {agree:.6f}")
+    print(f"wrote {Path(args.out) / 'report.html'}, network.json")
+    return EXIT_OK
+
+
 def cmd_convert(args) -> int:
     from .train.convert import convert_cli
 
@@ -435,6 +514,8 @@ def cmd_convert(args) -> int:
 
 COMMANDS = {
     "convert": cmd_convert,
+    "sweep": cmd_sweep,
+    "network": cmd_network,
     "export": cmd_export,
     "qat": cmd_qat,
     "train": cmd_train,
@@ -446,7 +527,17 @@ COMMANDS = {
 
 
 #: what each command's --out names: checked before any work (a typo must not cost hours of Lava)
-OUT_KINDS = {"train": "dir", "qat": "dir", "compare": "dir", "demo": "dir", "run": "file", "export": "file"}
+OUT_KINDS = {
+    "train": "dir",
+    "qat": "dir",
+    "compare": "dir",
+    "demo": "dir",
+    "run": "file",
+    "export": "file",
+    "convert": "dir",
+    "sweep": "dir",
+    "network": "dir",
+}
 
 
 def _check_out(args) -> None:

@@ -62,3 +62,14 @@ def test_bad_network_configs(tmp_path):
     bad.write_text('kind = "network"\ndt = 1e-4\nduration = 0.01\nseed = 1\n[neurons]\nn = 2\n[input]\nn = 2\n')
     with pytest.raises(InputError, match="lacks the key 'synapses'"):
         load_network_config(str(bad))
+
+
+def test_network_command(tmp_path, capsys):
+    from snndeploy.cli import main
+
+    rc = main(["network", "seed_poisson_lif", "--backends", "norse,brian2", "--out", str(tmp_path / "n")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "brian2" in out and "agreement with norse 1.000000" in out
+    assert main(["network", "seed_poisson_lif", "--backends", "norse,loihi9", "--out", str(tmp_path / "m")]) == 2
+    assert not (tmp_path / "m").exists()

@@ -79,6 +79,8 @@ def test_report_md_and_json_carry_counts_and_energy(compared):
     assert rep["energy"]["mapping"]["cores"] >= 2
     md = (compared / "report.md").read_text()
     assert "operation counts equal:" in md and "## Energy per inference" in md and "(estimate)" in md
+    assert "pre-silicon simulation" in md and "measured silicon" in md  # evidence grades of the constants
+    assert "range over regimes" in md and "No public per-operation energy exists for Loihi 2" in md
 
 
 @pytest.mark.lava
@@ -110,6 +112,9 @@ def test_energy_command_prints_estimates(graph_and_input, capsys):
     assert code == 0
     assert "truenorth:" in out and "nJ per inference" in out
     assert "ann_fp32_45nm" in out and "Loihi 2 mapping estimate" in out and "SynOps AC" in out
+    # ranges with named ends, and the SNN/ANN ratio as a range
+    assert "(published constants)" in out and "(weights and activations in 1 MB SRAM)" in out
+    assert "loihi / ann_fp32_45nm:" in out and "x (published constants vs weights and activations in 1 MB SRAM)" in out
 
 
 @pytest.mark.parametrize(

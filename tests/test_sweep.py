@@ -59,3 +59,18 @@ def test_bad_sweep_grids_are_refused(tmp_path):
     with pytest.raises(InputError, match="steps must be >= 1"):
         sweep("digits_mlp", tmp_path / "x", steps=[0], encodings=["poisson"], penalties=[0.0])
     assert not (tmp_path / "x").exists()
+
+
+def test_sweep_command(tmp_path, capsys):
+    from snndeploy.cli import main
+
+    rc = main(
+        ["sweep", "--model", "digits_mlp", "--steps", "8", "--encodings", "poisson", "--penalties", "0"]
+        + ["--epochs", "2", "--samples", "50", "--device", "cpu", "--out", str(tmp_path / "sw")]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "sweep of digits_mlp on digits: 1 points" in out and "(Pareto)" in out and "ANN twin: accuracy" in out
+    assert (tmp_path / "sw" / "report.html").is_file()
+    assert main(["sweep", "--model", "digits_mlp", "--steps", "8,x", "--out", str(tmp_path / "bad")]) == 2
+    assert "--steps must be comma-separated int values" in capsys.readouterr().err

@@ -301,6 +301,12 @@ def _energy_html(rep: dict) -> List[str]:
         table(*targets_table(est)),
     ]
     out += [f"<p>{_e(r)}</p>" for r in ratios(est)]
+    out += [
+        "<p class='how'>Ranges: each target's lowest and highest energy over its regimes (its published "
+        "constants alone, and with each regime's constants added: ANN weights and activations in 8 KB or 1 MB "
+        "SRAM, Loihi spikes crossing mesh hops). No public per-operation energy exists for Loihi 2: none is "
+        "used.</p>"
+    ]
     out += [plot_energy(est), table(*constants_table(est))]
     mapping = rep.get("energy", {}).get("mapping")
     if mapping:

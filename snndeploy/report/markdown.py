@@ -191,8 +191,12 @@ def render_energy_markdown(backends: dict, reference: str, mapping: Optional[dic
     out += [f"- {escape(r)}" for r in ratios(est)]
     out += [
         "",
-        "ANN baselines (kind ann): the same weights as a non-spiking network, one forward pass per "
-        "inference (dense MACs x pJ per MAC; arithmetic only, no memory traffic).",
+        "Ranges: each target's lowest and highest energy over its regimes (targets/*.toml: its published "
+        "constants alone, and with each regime's constants added), each end named. ANN baselines (kind ann): "
+        "the same weights as a non-spiking network, one forward pass per inference; low end arithmetic only "
+        "(dense MACs x pJ per MAC), high end with weights and activations read from a 1 MB SRAM "
+        "(weight-stationary reuse: each weight read once, each activation read and written once per layer). "
+        "No public per-operation energy exists for Loihi 2: none is used.",
     ]
     out += ["", "Energy per node, pJ per inference:", "", table(*node_energy_table(est))]
     if len(backends) > 1:

@@ -134,27 +134,51 @@ def ops_table(backends: dict) -> Table:
     return header, rows
 
 
+def _grades(e: dict) -> str:
+    grades = sorted({c.get("grade") or "?" for c in e["constants"].values() if c.get("per")})
+    return ", ".join(grades)
+
+
+def _range(e: dict) -> str:
+    r = e.get("range")
+    if not r:
+        return f"{e['energy_nj_per_sample']:.3f}"
+    lo, hi = r["low"], r["high"]
+    if lo["regime"] == hi["regime"]:
+        return f"{lo['nj']:.3f} ({lo['regime']})"
+    return f"{lo['nj']:.3f} ({lo['regime']}) - {hi['nj']:.3f} ({hi['regime']})"
+
+
 def targets_table(est: dict) -> Table:
     rows = [
         [
             Code(t),
             e["description"],
             e["kind"],
-            f"{e['energy_nj_per_sample']:.3f}",
-            ESTIMATE if e["estimate"] else "measured constants",
+            _range(e),
+            _grades(e) + (" " + ESTIMATE if e["estimate"] else ""),
         ]
         for t, e in est.items()
     ]
-    return ["target", "what", "kind", "energy nJ / inference", "constants"], rows
+    return ["target", "what", "kind", "energy nJ / inference (range over regimes)", "evidence of the constants"], rows
 
 
 def ratios(est: dict) -> List[str]:
-    """Each SNN target's energy over each ANN baseline's (target kinds from targets/*.toml)."""
+    """Each SNN target's energy over each ANN baseline's, as a range (low: SNN's lowest regime over the
+    ANN's highest; high: the reverse), each end with its regimes (target kinds from targets/*.toml)."""
     out = []
     for s, es in est.items():
         for a, ea in est.items():
-            if es["kind"] == "snn" and ea["kind"] == "ann" and ea["energy_nj_per_sample"] > 0:
+            if es["kind"] != "snn" or ea["kind"] != "ann" or ea["energy_nj_per_sample"] <= 0:
+                continue
+            if "range" not in es or "range" not in ea:
                 out.append(f"{s} / {a}: {es['energy_nj_per_sample'] / ea['energy_nj_per_sample']:.3g} x")
+                continue
+            slo, shi, alo, ahi = es["range"]["low"], es["range"]["high"], ea["range"]["low"], ea["range"]["high"]
+            out.append(
+                f"{s} / {a}: {slo['nj'] / ahi['nj']:.3g} x ({slo['regime']} vs {ahi['regime']}) to "
+                f"{shi['nj'] / alo['nj']:.3g} x ({shi['regime']} vs {alo['regime']})"
+            )
     return out
 
 
@@ -178,12 +202,14 @@ def constants_table(est: dict) -> Table:
             f"{c['value']:g} {c['unit']}",
             c["per"] or "not charged",
             ESTIMATE if c["estimate"] else "",
+            c.get("grade") or "",
             c["source"],
         ]
         for t, e in est.items()
-        for k, c in e["constants"].items()
+        for k, c in list(e["constants"].items())
+        + [(f"{r}: {k}", c) for r, consts in e.get("regimes", {}).items() for k, c in consts.items()]
     ]
-    return ["constant", "value", "x count", "", "source"], rows
+    return ["constant", "value", "x count", "", "evidence", "source"], rows
 
 
 def mapping_table(mapping: dict) -> Table:
