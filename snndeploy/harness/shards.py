@@ -412,9 +412,10 @@ def dask_setup(worker=None) -> None:
 
 def core_sets(workers: int) -> Dict[str, List[int]]:
     """The cores each worker of a local cluster is pinned to (by worker name): with two workers or more,
-    and at least one core each, the available cores split evenly; else none (not pinned). One Lava network keeps more than one core busy with processes that step in lockstep; two networks
-    sharing cores slow each other down far more than their share (measured: 2 workers on 2 shared
-    cores gave 0.8x one worker), while each on its own core runs undisturbed. Lava's processes
+    and at least one core each, the available cores split evenly; else none (not pinned). One Lava
+    network keeps more than one core busy with processes that step in lockstep; two networks sharing
+    cores slow each other down far more than their share (measured on 2 cores: 2 unpinned workers gave
+    0.8x one worker, pinned 1.8x), while each on its own cores runs undisturbed. Lava's processes
     inherit the pinning."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if workers < 2 or len(cores) < workers:
@@ -774,6 +775,8 @@ class Executor:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                # no dashboard; the scheduler's HTTP endpoints (health, metrics) on a free local port
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.CRITICAL,
                 memory_limit=0,
                 local_directory=self._local_dir,
