@@ -415,7 +415,7 @@ def core_sets(workers: int) -> Dict[str, List[int]]:
     and at least one core each, the available cores split evenly; else none (not pinned). One Lava
     network keeps more than one core busy with processes that step in lockstep; two networks sharing
     cores slow each other down far more than their share (measured on 2 cores: 2 unpinned workers gave
-    0.8x one worker, pinned 1.8x), while each on its own cores runs undisturbed. Lava's processes
+    0.8x one worker, pinned 1.5-1.8x), while each on its own cores runs undisturbed. Lava's processes
     inherit the pinning."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if workers < 2 or len(cores) < workers:
