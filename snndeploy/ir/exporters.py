@@ -300,6 +300,8 @@ def apply_profile(graph, conv: Conventions) -> Tuple[object, Conventions]:
     conventions with their notes and warnings; ``graph`` itself is not changed."""
     import nir
 
+    from .ingest import rebuilt
+
     notes = list(conv.notes)
     warnings = list(conv.warnings) + _spec_warnings(graph, conv)
     nodes = dict(graph.nodes)
@@ -312,15 +314,12 @@ def apply_profile(graph, conv: Conventions) -> Tuple[object, Conventions]:
                 changes.update(fields)
                 notes.append(f"node '{name}' ({type(node).__name__}): {note}")
         if changes:
-            fields = {k: v for k, v in vars(node).items() if k not in ("input_type", "output_type")}
-            nodes[name] = type(node)(**{**fields, **changes})
+            nodes[name] = rebuilt(node, **changes)
     if conv.exporter.integrate == PER_DT:
         for name, node in list(nodes.items()):
             if type(node).__name__ not in INTEGRATING_TYPES:
                 continue
-            fields = {k: v for k, v in vars(node).items() if k not in ("input_type", "output_type")}
-            fields["r"] = np.asarray(node.r, dtype=np.float64) * conv.dt
-            nodes[name] = type(node)(**fields)
+            nodes[name] = rebuilt(node, r=np.asarray(node.r, dtype=np.float64) * conv.dt)
             notes.append(
                 f"node '{name}' ({type(node).__name__}): r multiplied by dt = {conv.dt:g} s "
                 f"({conv.exporter.name}: dv/dt = R I, one Euler step is v += dt*r*I)"

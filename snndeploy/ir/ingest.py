@@ -101,7 +101,8 @@ def _neighbour_shape(name: str, nodes: dict, edges) -> Optional[Tuple[int, ...]]
     return None
 
 
-def _rebuilt(node, **changes):
+def rebuilt(node, **changes):
+    """A copy of a NIR node with some fields changed (its types recomputed by the node's constructor)."""
     fields = {k: v for k, v in vars(node).items() if k not in ("input_type", "output_type")}
     fields.update(changes)
     return type(node)(**fields)
@@ -126,7 +127,7 @@ def _scalar_neurons(nodes: dict, edges, notes: List[str]) -> None:
             fields = {
                 f: np.full(shape, float(np.asarray(getattr(node, f)))) for f in NEURON_FIELDS[t] if hasattr(node, f)
             }
-            nodes[name] = _rebuilt(node, **fields)
+            nodes[name] = rebuilt(node, **fields)
             notes.append(f"node '{name}' ({t}): scalar parameters broadcast to its neighbours' shape {shape}")
             pending.remove(name)
             progress = True

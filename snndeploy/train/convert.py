@@ -10,6 +10,7 @@ Writes ``model.nir`` and ``conversion.json`` together, or nothing.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -159,13 +160,10 @@ def convert(
     }
     from ..ir.graph import save_graph
 
-    tmp = Path(out_dir) / ".model.nir.tmp"
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    try:
-        save_graph(graph, tmp)
-        write_files(out_dir, {"model.nir": tmp.read_bytes(), "conversion.json": json_bytes(report)})
-    finally:
-        tmp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="snndeploy-convert-") as tmp:  # nir writes to a path
+        save_graph(graph, Path(tmp) / "model.nir")
+        nir_bytes = (Path(tmp) / "model.nir").read_bytes()
+    write_files(out_dir, {"model.nir": nir_bytes, "conversion.json": json_bytes(report)})
     return report
 
 
