@@ -171,13 +171,16 @@ def compare(
     shard_timeout: Optional[float] = None,
     shards_dir=None,
     resume: bool = False,
+    integration_samples: Optional[int] = None,
 ) -> Report:
     """Run every backend on the same input and compare them with the first (the reference).
     ``tolerances``: a :class:`~snndeploy.harness.agreement.Tolerances` or a dict with
     ``min_spike_agreement`` / ``min_prediction_agreement``. ``workers``/``scheduler``: run the chunks
     as shards on a local Dask cluster of ``workers`` processes or an existing one, each limited to
     ``shard_timeout`` seconds; ``shards_dir``: write each finished shard there; ``resume``: load the
-    shards already there (:mod:`snndeploy.harness.shards`)."""
+    shards already there (:mod:`snndeploy.harness.shards`). ``integration_samples``: brian2 with forward
+    Euler against exact integration on that many samples, in ``report.data["integration_check"]``
+    (default: 32 when ``brian2`` is compared, else off; :mod:`snndeploy.harness.integration`)."""
     from .harness.agreement import Tolerances
     from .harness.compare import compare_runs
     from .harness.shards import ShardOptions
@@ -218,5 +221,6 @@ def compare(
         chunk=chunk,
         conventions=conv.as_dict(),
         shards=shards,
+        integration_samples=integration_samples,
     )
     return Report(data, kept, ag)

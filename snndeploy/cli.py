@@ -88,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
         "--workers/--scheduler: in-process); a run given --resume (or --workers/--scheduler) writes each "
         "finished shard there",
     )
+    c.add_argument(
+        "--integration-check",
+        type=int,
+        metavar="N",
+        help="also run brian2 with forward Euler and with exact integration on the first N samples and report "
+        "their spike agreement (how far the per-step convention is from continuous time on this graph at its "
+        "dt; informative, never fails the comparison); default: 32 when brian2 is among --backends, else 0 (off)",
+    )
     _tolerance_args(c)
 
     e = sub.add_parser("energy", help="operation counts and energy per inference of one backend's run")
@@ -329,6 +337,7 @@ def _compare_and_write(graph, graph_path, names, spikes, labels, conv, desc, arg
         chunk=getattr(args, "chunk", None),
         conventions=conv.as_dict(),
         shards=shards,
+        integration_samples=getattr(args, "integration_check", None),
     )
     report = Report(rep, results, graph)
     written = report.write(args.out)

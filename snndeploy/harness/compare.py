@@ -30,6 +30,7 @@ from ..util.version import __version__
 from . import shards as S
 from .agreement import Tolerances, accuracy, compare_pair, merge_pairs, predictions, readout_description
 from .inputs import check_labels
+from .integration import integration_check, samples_to_check
 from .memory import chunk_size
 from .run import refusal, run_backends, split_refusals
 
@@ -193,6 +194,7 @@ def compare_runs(
     chunk: Optional[int] = None,
     conventions: Optional[dict] = None,
     shards: Optional[S.ShardOptions] = None,
+    integration_samples: Optional[int] = None,
 ):
     """Run every backend on the same input and compare them: (report dict, {backend: RunResult}).
 
@@ -211,8 +213,13 @@ def compare_runs(
     workers (``workers``/``scheduler``, each shard with a wall-clock limit, retried once, then listed
     under ``report["failed_shards"]``: the report does not pass) and/or write each finished shard to
     ``folder`` (``resume``: load those already there). ``report["execution"]`` says how it ran.
+
+    ``integration_samples``: forward Euler against exact integration on that many samples
+    (:mod:`.integration`; ``None``: 32 when ``brian2`` is compared, else none; 0: none), in
+    ``report["integration_check"]``; informative, it does not decide whether the comparison passes.
     """
     check_backend_names(names)
+    check_samples = samples_to_check(integration_samples, names)
     energy_target(target)  # a bad target fails before anything runs
     ag = as_analysed(graph)
     x = G.check_input(ag.graph, spikes, where=input_desc)
@@ -275,6 +282,8 @@ def compare_runs(
         report["samples_compared"] = compared
         report["failed_shards_how"] = FAILED_HOW
     _fill_backends(report, ag, merged, labels, target, compared)
+    if check_samples:
+        report["integration_check"] = integration_check(ag, x, dt, check_samples)
     report["passed"] = not refused and not failed and all(p["passed"] for p in report["pairs"])
     return report, merged.kept
 

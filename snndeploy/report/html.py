@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..harness.integration import integration_text
 from ..ir.analysed import as_analysed
 from .markdown import FAILED_HEADER, execution_text, failed_shard_rows
 from .tables import (
@@ -238,6 +239,9 @@ def render_html(rep: dict, results: dict, graph) -> str:
     if rep.get("execution"):
         parts.append(f"<p class='how'>Execution: {_e(execution_text(rep))}</p>")
     parts += [table(*backends_table(rep)), table(*pairs_table(rep))]
+    if rep.get("integration_check"):
+        chk = rep["integration_check"]
+        parts.append(f"<p>{_e(integration_text(chk))}.</p><p class='how'>{_e(chk['how'])}</p>")
     if rep.get("refused"):
         rows = [[r["backend"], r["node"], r["type"], r["reason"]] for r in rep["refused"]]
         parts += [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from ..harness.integration import integration_text
 from .tables import (
     Code,
     Estimate,
@@ -68,6 +69,9 @@ def render_markdown(rep: dict) -> str:
     out += failed_shards_markdown(rep)
     for pair in rep["pairs"]:
         out += _pair_markdown(pair)
+    if rep.get("integration_check"):
+        out += ["", "## Time convention", "", f"{escape(integration_text(rep['integration_check']))}.", ""]
+        out.append(f"({escape(rep['integration_check']['how'])})")
     out += render_energy_markdown(rep["backends"], rep["reference"], rep.get("energy", {}).get("mapping"))
     for name, tab in quantization_tables(rep["backends"]):
         out += ["", f"## Quantization (`{escape(name)}`)", "", table(*tab)]
@@ -249,6 +253,8 @@ def summary(rep: dict) -> str:
         lines.append(f"  ran on: {execution_text(rep)}")
     for w in (rep.get("conventions") or {}).get("warnings", []):
         lines.append(f"  warning: {w}")
+    if rep.get("integration_check"):
+        lines.append(f"  {integration_text(rep['integration_check'])}")
     for p in rep["pairs"]:
         worst = min(p["nodes"].items(), key=lambda kv: kv[1]["spike_agreement"], default=None)
         node = "" if worst is None else f", worst node {worst[0]} {worst[1]['spike_agreement']:.6f}"
