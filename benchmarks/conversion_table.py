@@ -5,7 +5,12 @@ converts it with ``snndeploy convert`` (train/convert.py) at T = 8, 16, 32, 64, 
 (onnxruntime), converted SNN on ``norse`` and on ``loihi-emu``, full 10000-sample test set.
 Writes ``benchmarks/results/conversion_table.json`` with the machine, times and every figure.
 
-    .venv/bin/python benchmarks/conversion_table.py [--steps 8,16,32,64,128] [--samples N] [--epochs E]
+    .venv/bin/python benchmarks/conversion_table.py [--models mlp,cnn] [--encodings poisson,direct]
+        [--steps 8,16,32,64,128] [--samples N] [--epochs E] [--headroom 1.5|auto] [--merge]
+
+``--merge`` keeps the rows of the existing JSON for the (model, encoding, headroom) not run now (the
+ANNs are trained with the same seed and data, so they are the same networks: the ANN accuracy of
+every row is checked equal).
 """
 
 from __future__ import annotations
@@ -69,13 +74,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", default="8,16,32,64,128")
     ap.add_argument("--samples", type=int)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--encodings", default="poisson,direct")
+    ap.add_argument("--headroom", default="1.5", help="a number >= 1 or auto (chosen per T on training samples)")
+    ap.add_argument("--merge", action="store_true")
     args = ap.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    encodings = [e for e in args.encodings.split(",") if e]
     ds = get_dataset("fashion-mnist")
     rows = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, build in (("mlp", mlp), ("cnn", cnn)):
+        for name, build in ((m, {"mlp": mlp, "cnn": cnn}[m]) for m in models):
             model = build()
             wall = train_ann(model, ds, args.epochs)
             path = Path(tmp) / f"{name}.onnx"
@@ -88,31 +99,70 @@ def main() -> None:
                 dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
                 dynamo=False,
             )
-            for steps in (int(s) for s in args.steps.split(",")):
-                rep = convert(path, "fashion-mnist", Path(tmp) / f"{name}-{steps}", steps=steps, samples=args.samples)
+            for enc, steps in ((e, int(s)) for e in encodings for s in args.steps.split(",")):
+                rep = convert(
+                    path,
+                    "fashion-mnist",
+                    Path(tmp) / f"{name}-{enc}-{steps}",
+                    steps=steps,
+                    samples=args.samples,
+                    encoding=enc,
+                    headroom=args.headroom,
+                )
                 row = {
                     "model": name,
+                    "encoding": enc,
+                    "headroom_mode": args.headroom,
+                    "headroom": rep["headroom"],
+                    "headroom_auto": rep["headroom_auto"],
                     "steps": steps,
                     "ann_accuracy": rep["ann_accuracy"],
                     "ann_train_s": wall,
                     "norse_accuracy": rep["snn"]["norse"]["accuracy"],
-                    "loihi_emu_accuracy": rep["snn"]["loihi-emu"]["accuracy"],
+                    "loihi_emu_accuracy": rep["snn"]["loihi-emu"].get("accuracy"),
+                    "loihi_emu_refused": rep["snn"]["loihi-emu"].get("refused"),
                     "norse_s": rep["snn"]["norse"]["wall_s"],
-                    "loihi_emu_s": rep["snn"]["loihi-emu"]["wall_s"],
+                    "loihi_emu_s": rep["snn"]["loihi-emu"].get("wall_s"),
                     "test_samples": rep["test_samples"],
                     "layers": rep["layers"],
                 }
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "layers"}), flush=True)
+    total = time.perf_counter() - start
+    if args.merge and OUT.is_file():
+        old = json.loads(OUT.read_text())
+
+        def key(r):
+            return r["model"], r["encoding"], r["headroom_mode"]
+
+        ran = {key(r) for r in rows}
+        kept = [
+            dict(
+                r,
+                encoding=r.get("encoding", "poisson"),
+                headroom_mode=r.get("headroom_mode", "1.5"),
+                headroom=r.get("headroom", 1.5),
+            )
+            for r in old["rows"]
+        ]
+        kept = [r for r in kept if key(r) not in ran]
+        for r in kept:
+            same = [x["ann_accuracy"] for x in rows if x["model"] == r["model"]]
+            if same and same[0] != r["ann_accuracy"]:
+                raise SystemExit(f"--merge: the {r['model']} ANN differs from the stored one: retrain all")
+        rows = kept + rows
+        total += float(old.get("total_s", 0.0))
+    rows.sort(key=lambda r: (r["model"] != "mlp", r["encoding"] != "poisson", r["headroom_mode"], r["steps"]))
     out = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__}",
         "dataset": "fashion-mnist (Debian dataset-fashion-mnist), full test split unless --samples",
         "how": "ANN trained here (Adam 1e-3, batch 128, seed 0), ONNX export, snndeploy convert "
-        "(percentile 99.9 normalization on 1000 training samples, Poisson rate code, IF reset to 0), "
-        "accuracy = argmax of output spike counts",
+        "(percentile 99.9 normalization on 1000 training samples, headroom per row, IF reset to 0; input "
+        "Poisson rate code or direct current as 'encoding' says), accuracy = argmax of output spike counts; "
+        "total_s: the runs' wall time, summed over merged runs",
         "epochs": args.epochs,
-        "total_s": time.perf_counter() - start,
+        "total_s": total,
         "rows": rows,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

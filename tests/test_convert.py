@@ -166,3 +166,79 @@ def test_what_cannot_be_converted_is_refused_and_nothing_is_written(tmp_path, ca
     assert rc == EXIT_BAD_INPUT and text in err, err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, text",
+    [
+        (["--headroom", "0.5"], "--headroom must be 'auto' or a number >= 1, got '0.5'"),
+        (["--headroom", "lots"], "--headroom must be 'auto' or a number >= 1, got 'lots'"),
+        (["--encoding", "latency"], "--encoding must be one of poisson, direct, got 'latency'"),
+        (["--headroom", "auto"], "--headroom auto needs 1000 calibration + 1000 validation training samples"),
+    ],
+    ids=["headroom-below-1", "headroom-not-a-number", "encoding", "auto-without-enough-training-data"],
+)
+def test_bad_conversion_options_are_refused_and_nothing_is_written(tmp_path, capsys, extra, text):
+    path = _onnx_with(tmp_path, [nn.Linear(64, 10)], name="ok.onnx")
+    rc = main(["convert", str(path), "--dataset", "digits", "--out", str(tmp_path / "out")] + extra)
+    err = capsys.readouterr().err
+    assert rc == EXIT_BAD_INPUT and text in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_headroom_auto_picks_the_best_on_training_samples_and_reproduces(tmp_path, capsys):
+    """digits has 1347 training samples: 300 calibrate, the last 1000 choose. Converting again with the
+    chosen headroom given explicitly gives the same SNN, so the same test accuracy."""
+    from snndeploy.train.convert import AUTO_HEADROOMS
+
+    shape = (64,)
+    path = _export(
+        _train(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), shape), shape, tmp_path / "a.onnx"
+    )
+    common = ["convert", str(path), "--dataset", "digits", "--steps", "16", "--calibration", "300"]
+    assert main(common + ["--headroom", "auto", "--out", str(tmp_path / "auto")]) == 0
+    auto = json.loads((tmp_path / "auto" / "conversion.json").read_text())
+    tried = auto["headroom_auto"]["tried"]
+    assert [t["headroom"] for t in tried] == list(AUTO_HEADROOMS)
+    assert all(0.5 < t["validation_accuracy"] <= 1.0 for t in tried)
+    best = max(t["validation_accuracy"] for t in tried)
+    assert auto["headroom"] == min(t["headroom"] for t in tried if t["validation_accuracy"] == best)
+    assert "chosen on training samples" in capsys.readouterr().out
+    assert main(common + ["--headroom", str(auto["headroom"]), "--out", str(tmp_path / "fixed")]) == 0
+    fixed = json.loads((tmp_path / "fixed" / "conversion.json").read_text())
+    assert fixed["headroom_auto"] is None and fixed["headroom"] == auto["headroom"]
+    for b in ("norse", "loihi-emu"):
+        assert fixed["snn"][b]["accuracy"] == auto["snn"][b]["accuracy"]
+
+
+def test_direct_encoding_is_written_and_evaluated_where_graded_input_runs(tmp_path, capsys):
+    """The intensity as a current every step: norse evaluates it; loihi-emu takes binary spikes only
+    and says so in conversion.json instead of failing the conversion."""
+    shape = (64,)
+    path = _export(
+        _train(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), shape), shape, tmp_path / "a.onnx"
+    )
+    rc = main(
+        [
+            "convert",
+            str(path),
+            "--dataset",
+            "digits",
+            "--steps",
+            "32",
+            "--encoding",
+            "direct",
+            "--out",
+            str(tmp_path / "d"),
+        ]
+    )
+    assert rc == 0
+    rep = json.loads((tmp_path / "d" / "conversion.json").read_text())
+    assert rep["encoding"] == {"kind": "direct", "scale": 1.0, "steps": 32}
+    assert rep["snn"]["norse"]["accuracy"] >= _ort_accuracy(path, shape) - MAX_LOSS
+    assert "binary spikes" in rep["snn"]["loihi-emu"]["refused"]
+    assert "loihi-emu   not evaluated" in capsys.readouterr().out
+    from snndeploy.ir.graph import read_graph
+
+    meta = json.loads(read_graph(str(tmp_path / "d" / "model.nir"))[0].metadata["snndeploy_config"])
+    assert meta["encoding"]["kind"] == "direct"

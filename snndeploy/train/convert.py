@@ -3,7 +3,8 @@
 The conversion itself is :mod:`snndeploy.frontends.onnx`; here the data: thresholds balanced on
 calibration samples of the training split, the ANN's own accuracy (onnxruntime), a check that our
 reading of the ONNX file computes what onnxruntime computes, and the SNN's accuracy on the test
-split on ``norse`` and ``loihi-emu``. The input code (Poisson rate code, ``max_prob`` 1) goes into
+split on ``norse`` and ``loihi-emu``. The input code (:data:`ENCODINGS`: Poisson rate code with
+``max_prob`` 1, or the intensity as a current at every step) goes into
 the graph's metadata, so ``snndeploy compare GRAPH --dataset NAME`` encodes the same way.
 Writes ``model.nir`` and ``conversion.json`` together, or nothing.
 """
@@ -27,6 +28,17 @@ EVAL_CHUNK = 500
 PARITY_RTOL = 1e-4
 #: samples used to check our reading of the ONNX file against onnxruntime
 PARITY_SAMPLES = 256
+#: input codes of a converted graph: intensity x in [0, 1] -> a spike with probability x per step
+#: (Poisson), or the current x at every step into the first IF population (direct, as Rueckauer et
+#: al. 2017's analog input): the same mean drive, without the input's sampling noise
+#: ``headroom="auto"``: the candidates tried, and how many samples from the END of the training split
+#: (disjoint from the calibration samples at its start; never the test split) choose among them
+AUTO_HEADROOMS = (1.0, 1.25, 1.5, 2.0, 2.5)
+AUTO_VALIDATION = 1000
+ENCODINGS = {
+    "poisson": {"kind": "poisson", "max_prob": 1.0, "seed": 0},
+    "direct": {"kind": "direct", "scale": 1.0},
+}
 
 
 def _shaped(x: np.ndarray, shape, dataset: str, path) -> np.ndarray:
@@ -99,7 +111,8 @@ def convert(
     dt: float = 1e-3,
     data_dir: Optional[str] = None,
     backends: Sequence[str] = EVAL_BACKENDS,
-    headroom: Optional[float] = None,
+    headroom=None,
+    encoding: str = "poisson",
 ) -> dict:
     """Convert, evaluate, write ``model.nir`` and ``conversion.json`` under ``out_dir``; the report."""
     from ..data.datasets import get_dataset
@@ -109,8 +122,12 @@ def convert(
 
     check_out_dir(out_dir)
     parse_normalization(normalization)
+    if encoding not in ENCODINGS:
+        raise InputError(f"--encoding must be one of {', '.join(ENCODINGS)}, got '{encoding}'")
     if steps < 1 or calibration < 1:
         raise InputError(f"--steps and --calibration must be positive, got {steps} and {calibration}")
+    if headroom is not None and headroom != "auto":
+        _headroom_value(headroom)  # a bad value fails before anything is read
     ann = read_onnx(model_path)
     ds = get_dataset(dataset, data_dir)
     x_train = _shaped(ds.x_train[:calibration], ann.input_shape, dataset, model_path)
@@ -118,9 +135,19 @@ def convert(
     x_test, y_test = _shaped(ds.x_test[:n], ann.input_shape, dataset, model_path), ds.y_test[:n]
     parity = check_parity(ann, x_test[:PARITY_SAMPLES])
     ann_acc = float(np.mean(ann_logits(model_path, ann.input_name, x_test).argmax(axis=1) == y_test))
-    headroom = DEFAULT_HEADROOM if headroom is None else float(headroom)
+    enc = dict(ENCODINGS[encoding], steps=int(steps))
+    auto = None
+    if headroom == "auto":
+        if len(ds.x_train) < calibration + AUTO_VALIDATION:
+            raise InputError(
+                f"--headroom auto needs {calibration} calibration + {AUTO_VALIDATION} validation training samples; "
+                f"dataset '{dataset}' has {len(ds.x_train)}"
+            )
+        x_val = _shaped(ds.x_train[-AUTO_VALIDATION:], ann.input_shape, dataset, model_path)
+        auto = choose_headroom(ann, x_train, x_val, ds.y_train[-AUTO_VALIDATION:], normalization, enc, dt)
+        headroom = auto["chosen"]
+    headroom = DEFAULT_HEADROOM if headroom is None else _headroom_value(headroom)
     lambdas = scales(ann, x_train, normalization, headroom)
-    enc = {"kind": "poisson", "steps": int(steps), "max_prob": 1.0, "seed": 0}
     meta_cfg = {
         "model": Path(model_path).stem,
         "dataset": dataset,
@@ -137,7 +164,12 @@ def convert(
     meta = {META_CONFIG: json.dumps(meta_cfg, sort_keys=True), META_EXPORTER: EXPORTER_PROFILE}
     graph = to_snn(ann, lambdas, dt, meta)
     x_enc = encode(x_test.reshape(n, -1), enc).reshape((n, steps) + ann.input_shape)
-    results = {b: evaluate_snn(graph, x_enc, y_test, dt, b) for b in backends}
+    results = {}
+    for b in backends:
+        try:
+            results[b] = evaluate_snn(graph, x_enc, y_test, dt, b)
+        except InputError as e:  # loihi-emu and lava-fixed take binary spikes only (direct input is graded)
+            results[b] = {"refused": str(e)}
     report = {
         "onnx": str(model_path),
         "dataset": dataset,
@@ -145,11 +177,12 @@ def convert(
         "ann_accuracy": ann_acc,
         "ann_how": "onnxruntime (CPUExecutionProvider) on the test split, argmax of the logits",
         "snn": results,
-        "snn_how": "argmax of the output IF population's spike counts; input Poisson-coded as in the metadata",
+        "snn_how": f"argmax of the output IF population's spike counts; input {encoding}-coded as in the metadata",
         "steps": int(steps),
         "encoding": enc,
         "normalization": normalization,
         "headroom": headroom,
+        "headroom_auto": auto,
         "calibration_samples": int(len(x_train)),
         "layers": [
             {"population": f"if{i}", "onnx_nodes": [op.onnx_node for op in seg], "lambda": lam, "threshold": 1.0}
@@ -167,6 +200,39 @@ def convert(
     return report
 
 
+def _headroom_value(h) -> float:
+    try:
+        v = float(h)
+    except (TypeError, ValueError):
+        raise InputError(f"--headroom must be 'auto' or a number >= 1, got '{h}'") from None
+    if not v >= 1:
+        raise InputError(f"--headroom must be 'auto' or a number >= 1, got '{h}'")
+    return v
+
+
+def choose_headroom(ann, x_calib, x_val, y_val, normalization: str, enc: dict, dt: float) -> dict:
+    """``--headroom auto``: convert with each of :data:`AUTO_HEADROOMS` and keep the one with the best
+    ``norse`` accuracy on ``x_val`` (training samples, encoded as the test set will be; ties: the
+    smaller headroom). The best headroom depends on T: fewer steps need the rate resolution of a
+    small one, more steps tolerate a larger one, which loses less charge at reset."""
+    from ..data.encoding import encode
+    from ..frontends.onnx import scales, to_snn
+
+    n = len(x_val)
+    x_enc = encode(x_val.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
+    tried = []
+    for h in AUTO_HEADROOMS:
+        graph = to_snn(ann, scales(ann, x_calib, normalization, h), dt, {})
+        tried.append({"headroom": h, "validation_accuracy": evaluate_snn(graph, x_enc, y_val, dt, "norse")["accuracy"]})
+    best = max(tried, key=lambda t: (t["validation_accuracy"], -t["headroom"]))
+    return {
+        "chosen": best["headroom"],
+        "tried": tried,
+        "how": f"norse accuracy on the last {n} samples of the training split (disjoint from the calibration "
+        "samples, never the test split), encoded as the test set; the best, ties to the smaller headroom",
+    }
+
+
 def convert_cli(args) -> int:
     from ..errors import EXIT_OK
 
@@ -180,11 +246,20 @@ def convert_cli(args) -> int:
         samples=args.samples,
         dt=args.dt,
         data_dir=args.data_dir,
-        headroom=getattr(args, "headroom", None),
+        headroom=args.headroom,
+        encoding=getattr(args, "encoding", "poisson"),
     )
     print(f"converted {args.model} ({rep['dataset']}, {rep['test_samples']} test samples, T = {rep['steps']}):")
     print(f"  ANN (onnxruntime)  accuracy {100 * rep['ann_accuracy']:.2f} %")
+    if rep.get("headroom_auto"):
+        tried = ", ".join(
+            f"{t['headroom']:g}: {100 * t['validation_accuracy']:.2f} %" for t in rep["headroom_auto"]["tried"]
+        )
+        print(f"  headroom {rep['headroom']:g} chosen on training samples ({tried})")
     for b, r in rep["snn"].items():
+        if "refused" in r:
+            print(f"  SNN on {b:<11} not evaluated: {r['refused']}")
+            continue
         print(f"  SNN on {b:<11} accuracy {100 * r['accuracy']:.2f} %  ({r['wall_s']:.1f} s)")
     print(f"wrote {Path(args.out) / 'model.nir'}, {Path(args.out) / 'conversion.json'}")
     return EXIT_OK
