@@ -218,20 +218,8 @@ def test_direct_encoding_is_written_and_evaluated_where_graded_input_runs(tmp_pa
     path = _export(
         _train(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), shape), shape, tmp_path / "a.onnx"
     )
-    rc = main(
-        [
-            "convert",
-            str(path),
-            "--dataset",
-            "digits",
-            "--steps",
-            "32",
-            "--encoding",
-            "direct",
-            "--out",
-            str(tmp_path / "d"),
-        ]
-    )
+    args = ["convert", str(path), "--dataset", "digits", "--steps", "32", "--encoding", "direct"]
+    rc = main(args + ["--out", str(tmp_path / "d")])
     assert rc == 0
     rep = json.loads((tmp_path / "d" / "conversion.json").read_text())
     assert rep["encoding"] == {"kind": "direct", "scale": 1.0, "steps": 32}
