@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk", type=int, help="samples per shard (one Lava network each); default: all at once in-process"
     )
     _shard_args(r)
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: load the finished shards in OUT.shards, run the others; a run given "
+        "--resume (or --workers/--scheduler) writes each finished shard there",
+    )
 
     c = sub.add_parser("compare", help="run several backends on the same input and compare them")
     c.add_argument("graph")
@@ -147,13 +153,19 @@ def _shard_args(p) -> None:
 
 def _shard_options(args):
     """The --workers/--scheduler/--shard-timeout/--resume options (checked before any work); the
-    finished shards go to OUT/shards when the run is distributed or resumable."""
+    finished shards go to OUT/shards (compare) or OUT.shards (run, OUT a file) when the run is
+    distributed or resumable."""
     from .harness.shards import ShardOptions
 
     workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
     resume = bool(getattr(args, "resume", False))
     keep = resume or workers is not None or scheduler is not None
-    folder = Path(args.out) / "shards" if keep and OUT_KINDS.get(args.cmd) == "dir" else None
+    if not keep:
+        folder = None
+    elif OUT_KINDS.get(args.cmd) == "dir":
+        folder = Path(args.out) / "shards"
+    else:  # run: beside the output file
+        folder = Path(str(args.out) + ".shards")
     return ShardOptions(workers, scheduler, getattr(args, "shard_timeout", None), folder=folder, resume=resume)
 
 
@@ -302,7 +314,7 @@ def cmd_run(args) -> int:
     from .backends import get_backend
 
     get_backend(args.backend)  # unknown name: fail before anything runs
-    if opts.distributed or args.chunk is not None:
+    if opts.distributed or args.chunk is not None or opts.resume:
         result = run_sharded(graph, args.backend, x, dt, args.chunk, opts)
     else:
         result = run_backends(graph, [args.backend], x, dt)[args.backend]
@@ -311,6 +323,10 @@ def cmd_run(args) -> int:
         f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in result.outputs.items())} "
         f"(NIR timeline, {args.backend})"
     )
+    sh = (result.info.get("shards") or {}).get("shards")
+    if sh:
+        where = f"; finished shards in {opts.folder}" if opts.folder is not None else ""
+        print(f"shards: {sh['count']} ({sh['done'] - sh['resumed']} run now, {sh['resumed']} resumed){where}")
     return EXIT_OK
 
 

@@ -375,3 +375,33 @@ def test_only_the_plotted_shards_records_are_kept_whatever_order_shards_finish_i
                 _prune_kept(payloads)
             assert payloads[winner]["kept"] == f"records {winner}", (diverged, order)
             assert [i for i, p in payloads.items() if p["kept"] is not None] == [winner], (diverged, order)
+
+
+def test_run_resume_reruns_only_the_lost_shard_and_writes_the_same_records(files, tmp_path, capsys):
+    """``run --resume`` keeps its finished shards in OUT.shards; a lost one is run again, the rest are
+    read back, and the records equal those of a run in one piece; another input is refused."""
+    base = ["run", str(files / "g.nir"), "--backend", "loihi-emu"]
+    whole, sharded = tmp_path / "whole.npz", tmp_path / "sharded.npz"
+    assert main(base + ["--input", str(files / "small.npz"), "--out", str(whole)]) == 0
+    assert main(base + ["--input", str(files / "small.npz"), "--out", str(sharded), "--chunk", "3", "--resume"]) == 0
+    folder = tmp_path / "sharded.npz.shards"
+    assert sorted(p.name for p in folder.glob("shard-*.npz")) == [f"shard-0000{i}.npz" for i in range(4)]
+    kept = {p.name: p.stat().st_mtime_ns for p in folder.glob("shard-*.npz")}
+    (folder / "shard-00001.npz").unlink()
+    sharded.unlink()
+    capsys.readouterr()
+    assert main(base + ["--input", str(files / "small.npz"), "--out", str(sharded), "--resume"]) == 0
+    assert "shards: 4 (1 run now, 3 resumed)" in capsys.readouterr().out
+    now = {p.name: p.stat().st_mtime_ns for p in folder.glob("shard-*.npz")}
+    assert {k: v for k, v in now.items() if k != "shard-00001.npz"} == {
+        k: v for k, v in kept.items() if k != "shard-00001.npz"
+    }, "finished shards must be read back, not rewritten"
+    a, b = np.load(whole), np.load(sharded)
+    assert sorted(a.files) == sorted(b.files) and a["lif1"].sum() > 0  # not a silent network
+    for k in a.files:
+        assert np.array_equal(a[k], b[k]), k
+    other = tmp_path / "other.npz"
+    np.savez(other, spikes=bernoulli(np.random.default_rng(5), (12, 20, 6)))
+    assert main(base + ["--input", str(other), "--out", str(sharded), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "belong to a different run" in err and "input" in err, err

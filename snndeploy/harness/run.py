@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -111,7 +114,9 @@ def run_shard(job: RunJob) -> RunResult:
 def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional[int], opts) -> RunResult:
     """One backend on every sample, in shards of ``chunk`` samples (default: two per worker thread), run
     as ``opts`` (:class:`~snndeploy.harness.shards.ShardOptions`) says: records concatenated over shards.
-    A shard that fails twice fails the run (a BackendError naming the shards and their samples)."""
+    A shard that fails twice fails the run (a BackendError naming the shards and their samples).
+    With ``opts.folder`` every finished shard is written there (atomically); with ``opts.resume`` the
+    shards already there (of the same graph, input, dt, backend and shard size) are not run again."""
     from ..errors import BackendError
     from ..ir.analysed import as_analysed
     from .memory import chunk_size
@@ -122,17 +127,43 @@ def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional
     check_memory(ag, n, steps, [name])  # every shard's records come back here
     if chunk is not None:
         chunk_size(ag, n, steps, [name], chunk)  # a bad --chunk fails here
+    manifest = S.ShardStore.manifest(opts.folder) if opts.resume and Path(opts.folder).is_dir() else None
+    size = min(int(chunk), n) if chunk is not None else (int(manifest["size"]) if manifest else None)
     parts: Dict[int, RunResult] = {}
-    with S.executor_for(opts, S.forks([name])) as ex:
-        size = min(int(chunk), n) if chunk is not None else S.default_size(n, ex.slots if ex else 1, n)
+    store = None
+
+    def open_store(size: int):
+        nonlocal store
         shards = S.plan(n, size)
+        if opts.folder is not None:
+            store = _run_store(opts.folder, ag, name, spikes, dt, size)
+            if manifest is not None:
+                store.check_against(manifest)  # refused before any shard runs
+            done = store.start(shards, opts.resume)
+            parts.update({i: _result_from_file(p) for i, p in done.items()})
+        return shards
+
+    if size is not None:
+        shards = open_store(size)
+    needed = size is None or len(parts) < len(shards)
+    with S.executor_for(opts, S.forks([name])) if needed else contextlib.nullcontext(None) as ex:
+        if size is None:
+            size = S.default_size(n, ex.slots if ex else 1, n)
+            shards = open_store(size)
+
+        def on_done(shard: S.Shard, result: RunResult) -> None:
+            parts[shard.index] = (
+                _result_from_file(store.save(shard, _result_to_file(result))) if store is not None else result
+            )
+
         outcome = S.run_shards(
             shards,
             run_shard,
             lambda s, tag: RunJob(ag, name, spikes[s.start : s.stop], dt, tag),
-            lambda s, r: parts.__setitem__(s.index, r),
+            on_done,
             opts,
             ex,
+            resumed=sorted(parts),
             timeout_s=opts.timeout_s or S.default_timeout(len(ag.nodes), [name], size, steps),
         )
     if outcome.failed:
@@ -154,3 +185,36 @@ def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional
         },
         info=info,
     )
+
+
+def _run_store(folder, ag, name: str, spikes: np.ndarray, dt: float, size: int) -> S.ShardStore:
+    """The shard folder of one ``run``: what must be equal for its shards to be reused."""
+    from ..util.version import __version__
+
+    graph_digest, input_digest = S.digest(ag.graph), S.digest(spikes)
+    parts = {
+        "snndeploy": __version__,
+        "graph": graph_digest,
+        "dt": repr(float(dt)),
+        "input": input_digest,
+        "backends": name,
+        "shard_size": int(size),
+    }
+    n, steps = int(spikes.shape[0]), int(spikes.shape[1])
+    described = dict(parts, graph=graph_digest[:12], input=f"{n} x {steps} ({input_digest[:12]})")
+    return S.ShardStore(folder, parts, described, job="run")
+
+
+def _result_to_file(r: RunResult) -> dict:
+    info = {}
+    for k, v in r.info.items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        info[k] = v
+    return {"backend": r.backend, "outputs": r.outputs, "states": r.states, "info": info}
+
+
+def _result_from_file(p: dict) -> RunResult:
+    return RunResult(backend=p["backend"], outputs=p["outputs"], states=p["states"], info=p["info"])

@@ -243,7 +243,8 @@ def decode(source) -> object:
 class ShardStore:
     """The folder of finished shards of one job (see the module docstring)."""
 
-    def __init__(self, folder, parts: Dict[str, object], described: Dict[str, object]):
+    def __init__(self, folder, parts: Dict[str, object], described: Dict[str, object], job: str = "comparison"):
+        self.job = job  # what the refusals call it
         self.folder = Path(folder)
         self.parts = dict(parts)
         self.fingerprint = fingerprint(self.parts)
@@ -278,7 +279,7 @@ class ShardStore:
                 for k in differ
             )
             raise InputError(
-                f"--resume: the shards in {self.folder} belong to a different comparison ({', '.join(differ)} "
+                f"--resume: the shards in {self.folder} belong to a different {self.job} ({', '.join(differ)} "
                 f"differ: {detail}). Run without --resume to start afresh (it replaces them), or use another --out"
             )
 
@@ -329,7 +330,7 @@ class ShardStore:
             raise InputError(f"--resume: {p} is not a shard file of this snndeploy version; remove {self.folder}")
         if payload.get("fingerprint") != self.fingerprint:
             raise InputError(
-                f"--resume: {p} belongs to a different comparison (its fingerprint differs); "
+                f"--resume: {p} belongs to a different {self.job} (its fingerprint differs); "
                 f"run without --resume to start afresh, or use another --out"
             )
         return payload
