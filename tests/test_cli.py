@@ -316,7 +316,12 @@ def test_resume_continues_exactly(tmp_path):
     base = ["train", "--model", "digits_mlp", "--dataset", "digits", "--device", "cpu", "--seed", "5"]
     assert main(base + ["--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
     assert main(base + ["--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
+    first = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert main(base + ["--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")]) == 0
+    m = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    # the training time counts both runs' epochs: the first run's from the checkpoint's history
+    assert m["train_wall_s"] == pytest.approx(first["train_wall_s"] + m["history"][1]["wall_s"])
+    assert m["train_wall_s_this_run"] >= m["history"][1]["wall_s"] and m["train_wall_s"] > m["train_wall_s_this_run"]
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
     assert b["epoch"] == 2 and len(b["history"]) == 2

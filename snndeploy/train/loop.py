@@ -259,11 +259,20 @@ def _fit(cfg: dict, model, opt, gen, data, history: list, first_epoch: int, ckpt
         mininterval=0.5 if sys.stderr.isatty() else 10.0,
     )
     for epoch in bar:
+        began = time.perf_counter()
         model.train()
         for group in opt.param_groups:
             group["lr"] = lr_for_epoch(tcfg, epoch)
         loss, acc = train_epoch(step, xtr, ytr, cfg["encoding"], tcfg["batch_size"], gen, augment)
-        history.append({"epoch": epoch + 1, "loss": loss, "train_accuracy": acc, "lr": opt.param_groups[0]["lr"]})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss,
+                "train_accuracy": acc,
+                "lr": opt.param_groups[0]["lr"],
+                "wall_s": time.perf_counter() - began,
+            }
+        )
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
         save_checkpoint(
             ckpt_path,
@@ -297,7 +306,9 @@ def _metrics(
         "test_accuracy": test_acc,
         "test_samples": n_test,
         "train_accuracy_last_epoch": history[-1]["train_accuracy"] if history else None,
-        "train_wall_s": wall,
+        # every epoch's time, also those of earlier runs this one resumed (where their history has it)
+        "train_wall_s": sum(h["wall_s"] for h in history) if all("wall_s" in h for h in history) else wall,
+        "train_wall_s_this_run": wall,
         "amp_bf16": amp,
         "compiled": bool(tcfg.get("compile", False)),
         "train_samples_per_s": trained * n_train / wall if trained else None,
