@@ -131,3 +131,47 @@ def test_torch_and_onnxruntime_must_agree():
     b[:3] = 1
     with pytest.raises(BackendError, match="3 of 2000"):
         check_agreement(a, b)
+
+
+def test_compare_report_puts_the_snn_beside_its_twin(twin_run, tmp_path, capsys):
+    """A compare of the trained model.nir finds the twin beside it: the twin's accuracy as onnxruntime
+    gives it here, training times from metrics.json, energy ranges from the report's own estimates."""
+    model, out = twin_run
+    rep_dir = tmp_path / "rep"
+    args = ["compare", str(out / "model.nir"), "--backends", "norse,loihi-emu", "--dataset", "digits"]
+    assert main(args + ["--samples", "40", "--out", str(rep_dir)]) in (0, 1)
+    rep = json.loads((rep_dir / "report.json").read_text())
+    sec = rep["ann_twin"]
+    x, y = _test_split(model)
+    sess = ort.InferenceSession(str(out / "ann.onnx"), providers=["CPUExecutionProvider"])
+    ort_acc = float(np.mean(sess.run(None, {sess.get_inputs()[0].name: x})[0].argmax(1) == y))
+    assert sec["twin"]["accuracy"] == pytest.approx(ort_acc) and sec["twin"]["test_samples"] == len(y)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sec["snn"]["train_wall_s"] == metrics["train_wall_s"] > 0
+    assert sec["twin"]["train_wall_s"] == metrics["ann_twin"]["train_wall_s"] > 0
+    assert sec["snn"]["accuracy"] == {b: rep["backends"][b]["accuracy"] for b in ("norse", "loihi-emu")}
+    est = rep["backends"]["norse"]["estimates"]
+    assert set(sec["twin"]["energy"]) == {t for t, e in est.items() if e["kind"] == "ann"} != set()
+    for t, e in sec["twin"]["energy"].items():
+        assert 0 < e["low_nj"] <= e["high_nj"] and e["low_nj"] == est[t]["range"]["low"]["nj"]
+    assert "loihi" in sec["snn"]["energy"]
+    assert sec["snn"]["parameters"] == metrics["ann_twin"]["parameters"]  # same layers, same weights count
+    md = (rep_dir / "report.md").read_text()
+    assert "## The SNN and its ANN twin" in md and f"{100 * ort_acc:.2f} %" in md
+    assert "The SNN and its ANN twin" in (rep_dir / "report.html").read_text()
+    assert "ANN twin (ReLU" in capsys.readouterr().out
+
+
+def test_no_twin_section_for_another_models_metrics(twin_run, tmp_path):
+    """metrics.json beside the graph, but of another config (its hash differs): no twin section."""
+    import shutil
+
+    model, out = twin_run
+    d = tmp_path / "copy"
+    shutil.copytree(out, d)
+    m = json.loads((d / "metrics.json").read_text())
+    m["config_hash"] = "0" * 16
+    (d / "metrics.json").write_text(json.dumps(m))
+    args = ["compare", str(d / "model.nir"), "--backends", "norse,loihi-emu", "--dataset", "digits"]
+    assert main(args + ["--samples", "10", "--out", str(tmp_path / "rep")]) in (0, 1)
+    assert "ann_twin" not in json.loads((tmp_path / "rep" / "report.json").read_text())

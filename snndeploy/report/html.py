@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..harness.integration import integration_text
+from ..harness.twin import TWIN_HEADER, twin_rows
 from ..ir.analysed import as_analysed
 from .markdown import FAILED_HEADER, execution_text, failed_shard_rows
 from .tables import (
@@ -239,6 +240,12 @@ def render_html(rep: dict, results: dict, graph) -> str:
     if rep.get("execution"):
         parts.append(f"<p class='how'>Execution: {_e(execution_text(rep))}</p>")
     parts += [table(*backends_table(rep)), table(*pairs_table(rep))]
+    if rep.get("ann_twin"):
+        parts += [
+            "<h2>The SNN and its ANN twin</h2>",
+            table(TWIN_HEADER, twin_rows(rep["ann_twin"])),
+            f"<p class='how'>{_e(rep['ann_twin']['how'])}</p>",
+        ]
     if rep.get("integration_check"):
         chk = rep["integration_check"]
         parts.append(f"<p>{_e(integration_text(chk))}.</p><p class='how'>{_e(chk['how'])}</p>")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ..harness.integration import integration_text
+from ..harness.twin import TWIN_HEADER, twin_rows
 from .tables import (
     Code,
     Estimate,
@@ -65,6 +66,9 @@ def render_markdown(rep: dict) -> str:
     if rep.get("execution"):
         out.append(f"- execution: {escape(execution_text(rep))}")
     out += ["", "## Backends", "", table(*backends_table(rep))]
+    if rep.get("ann_twin"):
+        out += ["", "## The SNN and its ANN twin", "", table(TWIN_HEADER, twin_rows(rep["ann_twin"]))]
+        out += ["", f"({escape(rep['ann_twin']['how'])})"]
     out += refused_markdown(rep.get("refused") or [])
     out += failed_shards_markdown(rep)
     for pair in rep["pairs"]:
@@ -255,6 +259,13 @@ def summary(rep: dict) -> str:
         lines.append(f"  warning: {w}")
     if rep.get("integration_check"):
         lines.append(f"  {integration_text(rep['integration_check'])}")
+    if rep.get("ann_twin"):
+        t = rep["ann_twin"]["twin"]
+        lines.append(
+            f"  ANN twin (ReLU, {rep['ann_twin']['metrics']}): accuracy {pct(t['accuracy'])} "
+            f"({t['test_samples']} samples), "
+            + "; ".join(f"{n} {e['low_nj']:.3g} - {e['high_nj']:.3g} nJ" for n, e in t["energy"].items())
+        )
     for p in rep["pairs"]:
         worst = min(p["nodes"].items(), key=lambda kv: kv[1]["spike_agreement"], default=None)
         node = "" if worst is None else f", worst node {worst[0]} {worst[1]['spike_agreement']:.6f}"
