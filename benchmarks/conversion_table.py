@@ -133,7 +133,8 @@ def main() -> None:
         old = json.loads(OUT.read_text())
 
         def key(r):
-            return r["model"], r["encoding"], r["headroom_mode"]
+            mode = r["headroom_mode"]
+            return r["model"], r["encoding"], mode if mode == "auto" else float(mode), r["steps"]
 
         ran = {key(r) for r in rows}
         kept = [
@@ -148,6 +149,8 @@ def main() -> None:
         kept = [r for r in kept if key(r) not in ran]
         for r in kept:
             same = [x["ann_accuracy"] for x in rows if x["model"] == r["model"]]
+            if r.get("test_samples") != rows[0]["test_samples"] or old.get("epochs") != args.epochs:
+                raise SystemExit("--merge: the stored rows used other test samples or epochs: rerun all")
             if same and same[0] != r["ann_accuracy"]:
                 raise SystemExit(f"--merge: the {r['model']} ANN differs from the stored one: retrain all")
         rows = kept + rows

@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue an interrupted run: load the finished shards in OUT.shards, run the others; a run given "
-        "--resume (or --workers/--scheduler) writes each finished shard there",
+        "--resume (or --workers/--scheduler) writes each finished shard there (kept after the run: remove it "
+        "when done)",
     )
 
     c = sub.add_parser("compare", help="run several backends on the same input and compare them")
@@ -166,6 +167,10 @@ def _shard_options(args):
         folder = Path(args.out) / "shards"
     else:  # run: beside the output file
         folder = Path(str(args.out) + ".shards")
+    if folder is not None:
+        from .util.files import check_out_dir
+
+        check_out_dir(folder, option="--out's shard folder")
     return ShardOptions(workers, scheduler, getattr(args, "shard_timeout", None), folder=folder, resume=resume)
 
 

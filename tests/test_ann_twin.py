@@ -175,3 +175,19 @@ def test_no_twin_section_for_another_models_metrics(twin_run, tmp_path):
     args = ["compare", str(d / "model.nir"), "--backends", "norse,loihi-emu", "--dataset", "digits"]
     assert main(args + ["--samples", "10", "--out", str(tmp_path / "rep")]) in (0, 1)
     assert "ann_twin" not in json.loads((tmp_path / "rep" / "report.json").read_text())
+
+
+def test_a_twin_entry_without_its_figures_is_named_not_fatal(twin_run, tmp_path):
+    import shutil
+
+    model, out = twin_run
+    d = tmp_path / "copy"
+    shutil.copytree(out, d)
+    m = json.loads((d / "metrics.json").read_text())
+    del m["ann_twin"]["parameters"]
+    (d / "metrics.json").write_text(json.dumps(m))
+    args = ["compare", str(d / "model.nir"), "--backends", "norse,loihi-emu", "--dataset", "digits"]
+    assert main(args + ["--samples", "10", "--out", str(tmp_path / "rep")]) in (0, 1)
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert "ann_twin" not in rep and "lacks parameters" in rep["ann_twin_skipped"]
+    assert "ANN twin not shown" in (tmp_path / "rep" / "report.md").read_text()

@@ -171,12 +171,13 @@ def test_what_cannot_be_converted_is_refused_and_nothing_is_written(tmp_path, ca
 @pytest.mark.parametrize(
     "extra, text",
     [
-        (["--headroom", "0.5"], "--headroom must be 'auto' or a number >= 1, got '0.5'"),
-        (["--headroom", "lots"], "--headroom must be 'auto' or a number >= 1, got 'lots'"),
+        (["--headroom", "0.5"], "--headroom must be 'auto' or a finite number >= 1, got '0.5'"),
+        (["--headroom", "inf"], "--headroom must be 'auto' or a finite number >= 1, got 'inf'"),
+        (["--headroom", "lots"], "--headroom must be 'auto' or a finite number >= 1, got 'lots'"),
         (["--encoding", "latency"], "--encoding must be one of poisson, direct, got 'latency'"),
         (["--headroom", "auto"], "--headroom auto needs 1000 calibration + 1000 validation training samples"),
     ],
-    ids=["headroom-below-1", "headroom-not-a-number", "encoding", "auto-without-enough-training-data"],
+    ids=["headroom-below-1", "headroom-infinite", "headroom-not-a-number", "encoding", "auto-without-enough-data"],
 )
 def test_bad_conversion_options_are_refused_and_nothing_is_written(tmp_path, capsys, extra, text):
     path = _onnx_with(tmp_path, [nn.Linear(64, 10)], name="ok.onnx")
@@ -230,3 +231,28 @@ def test_direct_encoding_is_written_and_evaluated_where_graded_input_runs(tmp_pa
 
     meta = json.loads(read_graph(str(tmp_path / "d" / "model.nir"))[0].metadata["snndeploy_config"])
     assert meta["encoding"]["kind"] == "direct"
+
+
+def test_headroom_auto_chooses_on_the_end_of_the_training_split(tmp_path, monkeypatch):
+    """The samples that choose the headroom are the last 1000 of the training split (labels compared
+    with the dataset's own), never test samples and not the calibration samples at its start."""
+    from snndeploy.train import convert as C
+
+    seen = []
+    real = C.evaluate_snn
+
+    def spy(graph, x_enc, labels, dt, backend):
+        seen.append(np.asarray(labels).copy())
+        return real(graph, x_enc, labels, dt, backend)
+
+    monkeypatch.setattr(C, "evaluate_snn", spy)
+    shape = (64,)
+    path = _export(
+        _train(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)), shape), shape, tmp_path / "a.onnx"
+    )
+    args = ["convert", str(path), "--dataset", "digits", "--steps", "8", "--calibration", "300", "--headroom", "auto"]
+    assert main(args + ["--out", str(tmp_path / "o")]) == 0
+    ds = get_dataset("digits")
+    choosing = seen[: len(C.AUTO_HEADROOMS)]
+    assert all(np.array_equal(y, ds.y_train[-1000:]) for y in choosing)
+    assert all(np.array_equal(y, ds.y_test) for y in seen[len(C.AUTO_HEADROOMS) :])  # then the test split

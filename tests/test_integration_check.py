@@ -137,3 +137,36 @@ def test_cli_refuses_a_negative_count(tmp_path, capsys):
     assert rc == EXIT_BAD_INPUT
     assert "--integration-check" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_graded_readout_is_reported_by_its_difference():
+    """IF hidden layer (Euler is exact for it) and an LI readout (it is not): no spiking population
+    differs, the readout does, and the line says by how much."""
+    g = mlp_graph(np.random.default_rng(7), kinds=("IF", "LI"), dt_meta=1e-3)
+    x = (np.random.default_rng(8).random((3, 30, 6)) < 0.5).astype(np.float32)
+    rep = api.compare(g, x, backends=("norse", "brian2")).data
+    chk = rep["integration_check"]
+    assert chk["ran"] and chk["spike_agreement"] == 1.0 and chk["output_max_abs_diff"] > 0
+    from snndeploy.harness.integration import integration_text
+
+    assert "graded output differs by up to" in integration_text(chk)
+
+
+def test_a_graph_the_exact_mode_refuses_says_why():
+    """CubaLIF with tau_mem == tau_syn: Brian2's closed form divides by their difference."""
+    n = 2
+    ones = np.ones(n)
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([1])}),
+            "fc": nir.Affine(weight=3.0 * np.ones((n, 1)), bias=np.zeros(n)),
+            "cuba": nir.CubaLIF(
+                tau_syn=5e-3 * ones, tau_mem=5e-3 * ones, r=ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones
+            ),
+            "out": nir.Output(output_type={"output": np.array([n])}),
+        },
+        edges=[("in", "fc"), ("fc", "cuba"), ("cuba", "out")],
+        metadata={"dt": DT},
+    )
+    chk = api.compare(g, _input(2), backends=("norse", "brian2"), dt=DT).data["integration_check"]
+    assert chk["ran"] is False and "tau_mem" in chk["why"] and "tau_syn" in chk["why"]

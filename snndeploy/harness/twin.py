@@ -25,21 +25,40 @@ HOW = (
 )
 
 
-def find_twin_metrics(graph_path, metadata: dict) -> Optional[Path]:
-    """``metrics.json`` beside ``graph_path`` when it holds the ANN twin of this graph, else None."""
+#: what the twin's entry in metrics.json must hold for the section
+TWIN_FIELDS = ("test_accuracy", "test_samples", "train_wall_s", "parameters")
+
+
+def find_twin(graph_path, graph) -> Optional[dict]:
+    """The ANN twin of this graph, looked up before anything runs: ``None`` when there is none
+    (no ``metrics.json`` beside ``graph_path``, none with ``ann_twin``, or one of another config);
+    ``{"path", "metrics"}`` when there is; ``{"skipped": reason}`` when ``metrics.json`` is this
+    model's but cannot serve (unreadable, or a field missing), so that the report can say why."""
+    from ..errors import GraphError
+    from ..ir.graph import graph_config
+
     if not graph_path:
         return None
     p = Path(str(graph_path)).parent / METRICS
     if not p.is_file():
         return None
     try:
+        cfg = graph_config(graph)
+    except GraphError:
+        return None
+    if not cfg.get("config_hash"):
+        return None
+    try:
         m = json.loads(p.read_text())
-        cfg = json.loads(metadata.get("snndeploy_config", "{}"))
-    except (OSError, ValueError):
+    except (OSError, ValueError) as e:
+        return {"skipped": f"{p} cannot be read: {e}"}
+    if not isinstance(m, dict) or "ann_twin" not in m or m.get("config_hash") != cfg["config_hash"]:
         return None
-    if not isinstance(m, dict) or "ann_twin" not in m or not cfg.get("config_hash"):
-        return None
-    return p if m.get("config_hash") == cfg["config_hash"] else None
+    t = m["ann_twin"]
+    missing = [k for k in TWIN_FIELDS if not isinstance(t, dict) or not isinstance(t.get(k), (int, float))]
+    if missing:
+        return {"skipped": f"{p}: ann_twin lacks {', '.join(missing)} (a number expected)"}
+    return {"path": p, "metrics": m}
 
 
 def synapse_parameters(graph) -> int:
@@ -56,9 +75,10 @@ def synapse_parameters(graph) -> int:
     )
 
 
-def twin_section(metrics_path: Path, report: dict, graph=None) -> dict:
-    """The report's ``ann_twin`` section (module docstring), from the filled ``report``."""
-    m = json.loads(Path(metrics_path).read_text())
+def twin_section(found: dict, report: dict, graph=None) -> dict:
+    """The report's ``ann_twin`` section (module docstring), from :func:`find_twin`'s result and the
+    filled ``report``."""
+    metrics_path, m = found["path"], found["metrics"]
     t = m["ann_twin"]
     est = report["backends"][report["reference"]]["estimates"]
 
@@ -99,10 +119,13 @@ def twin_rows(sec: dict) -> list:
         return "; ".join(f"{t} {e['low_nj']:.3g} - {e['high_nj']:.3g}" for t, e in en.items())
 
     s, t = sec["snn"], sec["twin"]
-    acc = ", ".join(f"{b} {100 * a:.2f} %" for b, a in s["accuracy"].items() if a is not None)
+    scored = {b: a for b, a in s["accuracy"].items() if a is not None}
+    if scored:
+        acc = ", ".join(f"{b} {100 * a:.2f} %" for b, a in scored.items()) + f" ({s['samples']} samples)"
+    else:
+        acc = "n/a here (no labels)"
     if s.get("accuracy_in_training") is not None:
-        acc += f" ({s['samples']} samples); in training {100 * s['accuracy_in_training']:.2f} %"
-        acc += f" ({s['test_samples_in_training']} samples)"
+        acc += f"; in training {100 * s['accuracy_in_training']:.2f} % ({s['test_samples_in_training']} samples)"
     snn_train = "" if s.get("train_wall_s") is None else f"{s['train_wall_s']:.0f} s"
     return [
         [

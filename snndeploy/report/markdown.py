@@ -66,6 +66,8 @@ def render_markdown(rep: dict) -> str:
     if rep.get("execution"):
         out.append(f"- execution: {escape(execution_text(rep))}")
     out += ["", "## Backends", "", table(*backends_table(rep))]
+    if rep.get("ann_twin_skipped"):
+        out += ["", f"ANN twin not shown: {escape(rep['ann_twin_skipped'])}"]
     if rep.get("ann_twin"):
         out += ["", "## The SNN and its ANN twin", "", table(TWIN_HEADER, twin_rows(rep["ann_twin"]))]
         out += ["", f"({escape(rep['ann_twin']['how'])})"]
@@ -259,6 +261,8 @@ def summary(rep: dict) -> str:
         lines.append(f"  warning: {w}")
     if rep.get("integration_check"):
         lines.append(f"  {integration_text(rep['integration_check'])}")
+    if rep.get("ann_twin_skipped"):
+        lines.append(f"  ANN twin not shown: {rep['ann_twin_skipped']}")
     if rep.get("ann_twin"):
         t = rep["ann_twin"]["twin"]
         lines.append(

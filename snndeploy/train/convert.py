@@ -11,6 +11,7 @@ Writes ``model.nir`` and ``conversion.json`` together, or nothing.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -130,6 +131,11 @@ def convert(
         _headroom_value(headroom)  # a bad value fails before anything is read
     ann = read_onnx(model_path)
     ds = get_dataset(dataset, data_dir)
+    if headroom == "auto" and len(ds.x_train) < calibration + AUTO_VALIDATION:
+        raise InputError(
+            f"--headroom auto needs {calibration} calibration + {AUTO_VALIDATION} validation training samples; "
+            f"dataset '{dataset}' has {len(ds.x_train)}"
+        )
     x_train = _shaped(ds.x_train[:calibration], ann.input_shape, dataset, model_path)
     n = len(ds.x_test) if samples is None else min(int(samples), len(ds.x_test))
     x_test, y_test = _shaped(ds.x_test[:n], ann.input_shape, dataset, model_path), ds.y_test[:n]
@@ -138,11 +144,6 @@ def convert(
     enc = dict(ENCODINGS[encoding], steps=int(steps))
     auto = None
     if headroom == "auto":
-        if len(ds.x_train) < calibration + AUTO_VALIDATION:
-            raise InputError(
-                f"--headroom auto needs {calibration} calibration + {AUTO_VALIDATION} validation training samples; "
-                f"dataset '{dataset}' has {len(ds.x_train)}"
-            )
         x_val = _shaped(ds.x_train[-AUTO_VALIDATION:], ann.input_shape, dataset, model_path)
         auto = choose_headroom(ann, x_train, x_val, ds.y_train[-AUTO_VALIDATION:], normalization, enc, dt)
         headroom = auto["chosen"]
@@ -169,7 +170,11 @@ def convert(
         try:
             results[b] = evaluate_snn(graph, x_enc, y_test, dt, b)
         except InputError as e:  # loihi-emu and lava-fixed take binary spikes only (direct input is graded)
+            if enc["kind"] != "direct" or "binary spikes" not in str(e):
+                raise
             results[b] = {"refused": str(e)}
+    if not any("accuracy" in r for r in results.values()):
+        raise InputError(f"no backend of {', '.join(backends)} could evaluate the converted graph: {results}")
     report = {
         "onnx": str(model_path),
         "dataset": dataset,
@@ -204,9 +209,9 @@ def _headroom_value(h) -> float:
     try:
         v = float(h)
     except (TypeError, ValueError):
-        raise InputError(f"--headroom must be 'auto' or a number >= 1, got '{h}'") from None
-    if not v >= 1:
-        raise InputError(f"--headroom must be 'auto' or a number >= 1, got '{h}'")
+        raise InputError(f"--headroom must be 'auto' or a finite number >= 1, got '{h}'") from None
+    if not (v >= 1 and math.isfinite(v)):
+        raise InputError(f"--headroom must be 'auto' or a finite number >= 1, got '{h}'")
     return v
 
 

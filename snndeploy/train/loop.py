@@ -309,6 +309,8 @@ def _metrics(
         # every epoch's time, also those of earlier runs this one resumed (where their history has it)
         "train_wall_s": sum(h["wall_s"] for h in history) if all("wall_s" in h for h in history) else wall,
         "train_wall_s_this_run": wall,
+        # False where an earlier run's epochs have no time in the checkpoint: train_wall_s is this run's only
+        "train_wall_s_complete": all("wall_s" in h for h in history),
         "amp_bf16": amp,
         "compiled": bool(tcfg.get("compile", False)),
         "train_samples_per_s": trained * n_train / wall if trained else None,
