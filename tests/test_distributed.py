@@ -405,3 +405,31 @@ def test_run_resume_reruns_only_the_lost_shard_and_writes_the_same_records(files
     assert main(base + ["--input", str(other), "--out", str(sharded), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "belong to a different run" in err and "input" in err, err
+
+
+@pytest.mark.slow
+def test_shipping_a_shards_samples_raises_no_large_graph_warning():
+    """Every shard's samples travel to its worker once, by design; Dask's "Sending large graph"
+    advice does not apply and is not shown (threshold lowered here so that these shards pass it)."""
+    import warnings
+
+    import dask
+
+    rng = np.random.default_rng(3)
+    g, x = _graph(rng), bernoulli(rng, (8, 20, 6))
+    threshold = {"distributed.admin.large-graph-warning-threshold": "1kB"}
+    with dask.config.set(threshold), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep, _ = compare_runs(
+            g,
+            "g",
+            ["norse", "loihi-emu"],
+            x,
+            None,
+            1e-3,
+            "test",
+            chunk=4,
+            shards=ShardOptions(workers=1, progress=False),
+        )
+    assert rep["execution"]["shards"]["done"] == 2
+    assert not [w for w in caught if "large graph" in str(w.message)], [str(w.message) for w in caught]

@@ -47,6 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -947,7 +948,9 @@ class Executor:
             while pending and len(running) < max(1, self.slots):
                 shard, number, errors = pending.pop(0)
                 a = _Attempt(shard, number, time.monotonic(), run=self._id)
-                fut = self.client.submit(task, make_job(shard, a.tag), key=f"snndeploy-shard-{a.tag}")
+                with warnings.catch_warnings():  # a shard's samples travel once, by design: not a mistake
+                    warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+                    fut = self.client.submit(task, make_job(shard, a.tag), key=f"snndeploy-shard-{a.tag}")
                 running[fut] = (a, errors)
                 by_tag[a.tag] = self._running[a.tag] = a
             events = []
