@@ -91,7 +91,7 @@ def main() -> None:
     trained = _evaluate(d / "model.nir", dataset, args.samples, args.energy_samples)
     rows = [
         {
-            "what": f"trained SNN ({cfg['name']}, surrogate gradients, {cfg['encoding']['kind']}, "
+            "what": f"trained SNN ({cfg['model']}, surrogate gradients, {cfg['encoding']['kind']}, "
             f"T = {cfg['encoding']['steps']})",
             "steps": cfg["encoding"]["steps"],
             "train_s": metrics.get("train_wall_s"),
