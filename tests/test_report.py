@@ -150,3 +150,26 @@ def test_readme_node_table_is_generated_from_the_registries():
     assert "| `LIF` | runs | runs | runs | runs |" in table
     assert "| `Conv1d` | refused (1) | refused (1) | refused (1) | refused (1) |" in table
     assert "| `Delay` | runs | refused" in table
+
+
+@pytest.mark.lava
+def test_fixed_point_only_comparison_draws_no_empty_trace_plot(tmp_path):
+    """Both backends record raw 24-bit states: no membrane plot in NIR units can be drawn, so none is
+    (no empty axes, no matplotlib legend warning)."""
+    import warnings
+
+    from snndeploy import api
+
+    rng = np.random.default_rng(11)
+    g = mlp_graph(rng, sizes=(6, 8, 3), dt_meta=1e-3)
+    x = bernoulli(rng, (3, 20, 6), 0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = api.compare(g, x, ["loihi-emu", "lava-fixed"])
+        report.write(tmp_path / "r")
+    assert report.data["pairs"][0]["spike_agreement"] == 1.0
+    ref = api.run(g, x, "loihi-emu")
+    assert ref.outputs["lif1"].sum() > 0 and ref.outputs["lif2"].sum() > 0  # not two silent networks
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "Membrane traces" not in html and "Spikes, sample" in html
+    assert not [w for w in caught if "No artists with labels" in str(w.message)]

@@ -148,14 +148,20 @@ def plot_traces(rep: dict, results: dict, layers: List[str], sample: int) -> Opt
     layer = next((n for n in layers if n in ref.states and "v" in ref.states[n]), None)
     if layer is None:
         return None
+    # fixed-point backends record raw integers: not on the same axis
+    shown = {
+        name: r
+        for name, r in results.items()
+        if layer in r.states and "v" in r.states[layer] and r.info.get("units") != "raw 24-bit state"
+    }
+    if not shown:  # every backend compared is fixed point: no trace in NIR units to draw
+        return None
     v_ref = ref.states[layer]["v"][sample].reshape(ref.states[layer]["v"].shape[1], -1)
     spikes = ref.outputs[layer][sample].reshape(v_ref.shape[0], -1) if layer in ref.outputs else np.zeros_like(v_ref)
     picks = list(np.argsort(-spikes.sum(0), kind="stable")[:TRACE_NEURONS])
     fig, axes = plt.subplots(len(picks), 1, figsize=(10, 1.8 * len(picks)), squeeze=False, sharex=True)
     for ax, j in zip(axes[:, 0], picks):
-        for name, r in results.items():
-            if layer not in r.states or "v" not in r.states[layer] or r.info.get("units") == "raw 24-bit state":
-                continue  # fixed-point backends record raw integers: not on the same axis
+        for name, r in shown.items():
             v = r.states[layer]["v"][sample].reshape(v_ref.shape[0], -1)[:, j]
             ax.plot(v, lw=1, label=name, ls="-" if name == rep["reference"] else "--")
         ax.set_ylabel(f"v[{j}]")
