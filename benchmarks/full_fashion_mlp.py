@@ -5,6 +5,7 @@
         --dataset fashion-mnist --workers 2 --chunk 500 --resume --out runs/fashion_full
     .venv/bin/python benchmarks/full_fashion_mlp.py --report runs/fashion_full/report.json \\
         [--earlier-wall-s S]   (wall time of an interrupted first run the report resumed)
+        [--pair-report runs/fashion_emu_lava/report.json]   (loihi-emu vs lava-fixed, same input)
 
 Writes ``benchmarks/results/full_fashion_mlp.json``: accuracy, agreement, per-backend wall time
 summed over shards (worker time), samples/s per worker core, and loihi-emu's single-process time
@@ -36,6 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--report", required=True)
     ap.add_argument("--earlier-wall-s", type=float, default=0.0)
+    ap.add_argument("--pair-report", help="a second compare of the same input, e.g. loihi-emu,lava-fixed")
     args = ap.parse_args()
     rep = json.loads(Path(args.report).read_text())
     torch.set_num_threads(1)
@@ -94,6 +96,23 @@ def main() -> None:
         },
         "ann_twin": rep.get("ann_twin", {}).get("twin"),
     }
+    if args.pair_report:
+        other = json.loads(Path(args.pair_report).read_text())
+        if (other["graph"], other["input"], other["samples"]) != (rep["graph"], rep["input"], rep["samples"]):
+            raise SystemExit(f"{args.pair_report}: another graph or input than {args.report}")
+        result["direct_pairs"] = [
+            {
+                "a": p["a"],
+                "b": p["b"],
+                "spike_agreement": p["spike_agreement"],
+                "prediction_agreement": p["prediction_agreement"],
+                "counts_equal": p["counts_equal"],
+                "mismatches": {k: v["mismatches"] for k, v in p["nodes"].items()},
+                "entries": {k: v["entries"] for k, v in p["nodes"].items()},
+                "wall_s": other["execution"]["wall_s"],
+            }
+            for p in other["pairs"]
+        ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(json.dumps({k: result[k] for k in ("backends", "loihi_emu_one_process", "wall_s_total")}, indent=1))
