@@ -33,6 +33,18 @@ from snndeploy.ir.graph import open_graph
 OUT = Path(__file__).resolve().parent / "results" / "full_fashion_mlp.json"
 
 
+def _pair(p: dict) -> dict:
+    """One pair of a compare report: agreement, and mismatches / entries per population."""
+    return {
+        "a": p["a"],
+        "b": p["b"],
+        "spike_agreement": p["spike_agreement"],
+        "prediction_agreement": p["prediction_agreement"],
+        "mismatches": {k: v["mismatches"] for k, v in p["nodes"].items()},
+        "entries": {k: v["entries"] for k, v in p["nodes"].items()},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--report", required=True)
@@ -73,17 +85,7 @@ def main() -> None:
         "wall_s_total": rep["execution"]["wall_s"] + args.earlier_wall_s,
         "wall_s_how": "the resumed run's wall time plus --earlier-wall-s (the interrupted run before it)",
         "backends": per_backend,
-        "pairs": [
-            {
-                "a": p["a"],
-                "b": p["b"],
-                "spike_agreement": p["spike_agreement"],
-                "prediction_agreement": p["prediction_agreement"],
-                "mismatches": {k: v["mismatches"] for k, v in p["nodes"].items()},
-                "entries": {k: v["entries"] for k, v in p["nodes"].items()},
-            }
-            for p in rep["pairs"]
-        ],
+        "pairs": [_pair(p) for p in rep["pairs"]],
         "loihi_emu_one_process": {
             "run_s": runs,
             "encode_s": encode_s,
@@ -101,17 +103,7 @@ def main() -> None:
         if (other["graph"], other["input"], other["samples"]) != (rep["graph"], rep["input"], rep["samples"]):
             raise SystemExit(f"{args.pair_report}: another graph or input than {args.report}")
         result["direct_pairs"] = [
-            {
-                "a": p["a"],
-                "b": p["b"],
-                "spike_agreement": p["spike_agreement"],
-                "prediction_agreement": p["prediction_agreement"],
-                "counts_equal": p["counts_equal"],
-                "mismatches": {k: v["mismatches"] for k, v in p["nodes"].items()},
-                "entries": {k: v["entries"] for k, v in p["nodes"].items()},
-                "wall_s": other["execution"]["wall_s"],
-            }
-            for p in other["pairs"]
+            dict(_pair(p), counts_equal=p["counts_equal"], wall_s=other["execution"]["wall_s"]) for p in other["pairs"]
         ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=float) + "\n")

@@ -433,3 +433,13 @@ def test_shipping_a_shards_samples_raises_no_large_graph_warning():
         )
     assert rep["execution"]["shards"]["done"] == 2
     assert not [w for w in caught if "large graph" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_run_refuses_a_shard_folder_that_is_a_file_before_any_work(files, tmp_path, capsys):
+    out = tmp_path / "o.npz"
+    (tmp_path / "o.npz.shards").write_text("not a folder")
+    argv = ["run", str(files / "g.nir"), "--backend", "loihi-emu", "--input", str(files / "small.npz")]
+    assert main(argv + ["--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "o.npz.shards" in err and "not a folder" in err, err
+    assert not out.exists()

@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import BackendError, GraphError, InputError, UnsupportedNodeError
 from ..ir import graph as G
 from ..ir.analysed import AnalysedGraph, as_analysed, check_supported
-from ..lower.chains import AffineMap, compose_linear, sum_maps
+from ..lower.chains import AffineMap, compose_node, sum_maps
 from ..reference import DEFINED_TYPES, NeuronParams
 from .base import RunResult
 
@@ -146,14 +146,7 @@ def design(ag: AnalysedGraph, backend: str = "brian2") -> _Design:
                 )
         if n == ag.output_node:
             continue
-        value = sum_maps([maps[q] for q in ag.preds(n)], n)
-        p = ag.record(n)
-        want = int(np.prod(p.in_shape))
-        if value.bias.size != want:
-            raise GraphError(
-                f"node '{n}' ({p.kind}) expects {want} inputs but its incoming edges carry {value.bias.size}"
-            )
-        maps[n] = compose_linear(p, value)
+        maps[n] = compose_node(ag, n, maps)
     pops, previous = [], set()
     for n in ag.neurons:
         p = ag.record(n)

@@ -57,3 +57,14 @@ def sum_maps(maps: List[AffineMap], node: str) -> AffineMap:
         for src, w in m.weights.items():
             weights[src] = weights[src] + w if src in weights else w
     return AffineMap(weights, sum(m.bias for m in maps))
+
+
+def compose_node(ag, n: str, maps: Dict[str, AffineMap]) -> AffineMap:
+    """The composed map of linear node ``n`` of the analysed graph ``ag``: its incoming maps summed,
+    checked against the node's input size, then the node applied."""
+    value = sum_maps([maps[q] for q in ag.preds(n)], n)
+    p = ag.record(n)
+    want = int(np.prod(p.in_shape))
+    if value.bias.size != want:
+        raise GraphError(f"node '{n}' ({p.kind}) expects {want} inputs but its incoming edges carry {value.bias.size}")
+    return compose_linear(p, value)

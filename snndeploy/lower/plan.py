@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import GraphError, UnsupportedNodeError
 from ..ir.analysed import AnalysedGraph, as_analysed, check_supported
 from ..reference import IO_TYPES, MAPS
-from .chains import AffineMap, compose_linear, sum_maps
+from .chains import AffineMap, compose_node, sum_maps
 from .neurons import NEURON_LOWERINGS, U_BIAS_KINDS, NeuronLowering, PlanFor
 
 #: linear (instantaneous) node types that the plan composes into Dense weights: every reference map
@@ -182,14 +182,7 @@ def _compose_maps(ag: AnalysedGraph, neurons: Dict[str, NeuronLowering], ctx: Pl
             continue
         for q in ag.preds(n):
             _check_source(q, n, neurons, ctx)
-        value = sum_maps([maps[q] for q in ag.preds(n)], n)
-        p = ag.record(n)
-        want = int(np.prod(p.in_shape))
-        if value.bias.size != want:
-            raise GraphError(
-                f"node '{n}' ({p.kind}) expects {want} inputs but its incoming edges carry {value.bias.size}"
-            )
-        maps[n] = compose_linear(p, value)
+        maps[n] = compose_node(ag, n, maps)
     return maps
 
 
