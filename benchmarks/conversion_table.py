@@ -6,11 +6,13 @@ converts it with ``snndeploy convert`` (train/convert.py) at T = 8, 16, 32, 64, 
 Writes ``benchmarks/results/conversion_table.json`` with the machine, times and every figure.
 
     .venv/bin/python benchmarks/conversion_table.py [--models mlp,cnn] [--encodings poisson,direct]
-        [--steps 8,16,32,64,128] [--samples N] [--epochs E] [--headroom 1.5|auto] [--merge]
+        [--steps 8,16,32,64,128] [--samples N] [--epochs E] [--headroom 1.5|auto]
+        [--readout membrane|spike_count] [--no-rate-calibration] [--merge]
 
-``--merge`` keeps the rows of the existing JSON for the (model, encoding, headroom) not run now (the
-ANNs are trained with the same seed and data, so they are the same networks: the ANN accuracy of
-every row is checked equal).
+``--merge`` keeps the rows of the existing JSON for the (model, encoding, headroom, readout, rate
+calibration, T) not run now (the ANNs are trained with the same seed and data; a row whose ANN
+scores differently is noted: torch's float reductions follow the thread count). Rows written before
+the readout and rate-calibration options existed are read as ``spike_count`` without calibration.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def main() -> None:
     ap.add_argument("--models", default="mlp,cnn")
     ap.add_argument("--encodings", default="poisson,direct")
     ap.add_argument("--headroom", default="1.5", help="a number >= 1 or auto (chosen per T on training samples)")
+    ap.add_argument("--readout", default="membrane", choices=["membrane", "spike_count"])
+    ap.add_argument("--no-rate-calibration", action="store_true")
     ap.add_argument("--merge", action="store_true")
     args = ap.parse_args()
     models = [m for m in args.models.split(",") if m]
@@ -113,6 +117,8 @@ def main() -> None:
                     samples=args.samples,
                     encoding=enc,
                     headroom=args.headroom,
+                    readout=args.readout,
+                    rate_calibration=not args.no_rate_calibration,
                 )
                 row = {
                     "model": name,
@@ -120,6 +126,8 @@ def main() -> None:
                     "headroom_mode": args.headroom,
                     "headroom": rep["headroom"],
                     "headroom_auto": rep["headroom_auto"],
+                    "readout": args.readout,
+                    "rate_calibration": not args.no_rate_calibration,
                     "steps": steps,
                     "ann_accuracy": rep["ann_accuracy"],
                     "ann_train_s": wall,
@@ -140,7 +148,8 @@ def main() -> None:
 
         def key(r):
             mode = r["headroom_mode"]
-            return r["model"], r["encoding"], mode if mode == "auto" else float(mode), r["steps"]
+            h = mode if mode == "auto" else float(mode)
+            return r["model"], r["encoding"], h, r["readout"], r["rate_calibration"], r["steps"]
 
         ran = {key(r) for r in rows}
         kept = [
@@ -149,6 +158,8 @@ def main() -> None:
                 encoding=r.get("encoding", "poisson"),
                 headroom_mode=r.get("headroom_mode", "1.5"),
                 headroom=r.get("headroom", 1.5),
+                readout=r.get("readout", "spike_count"),
+                rate_calibration=r.get("rate_calibration", False),
             )
             for r in old["rows"]
         ]
@@ -163,14 +174,25 @@ def main() -> None:
                 merged_note += "with its own ann_accuracy"
         rows = kept + rows
         total += float(old.get("total_s", 0.0))
-    rows.sort(key=lambda r: (r["model"] != "mlp", r["encoding"] != "poisson", r["headroom_mode"], r["steps"]))
+    rows.sort(
+        key=lambda r: (
+            r["model"] != "mlp",
+            r["encoding"] != "poisson",
+            r["readout"] != "membrane",
+            not r["rate_calibration"],
+            r["headroom_mode"],
+            r["steps"],
+        )
+    )
     out = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__}",
         "dataset": "fashion-mnist (Debian dataset-fashion-mnist), full test split unless --samples",
         "how": "ANN trained here (Adam 1e-3, batch 128, seed 0), ONNX export, snndeploy convert "
         "(percentile 99.9 normalization on 1000 training samples, headroom per row, IF reset to 0; input "
-        "Poisson rate code or direct current as 'encoding' says), accuracy = argmax of output spike counts; "
+        "Poisson rate code or direct current as 'encoding' says; hidden gains fitted to simulated rates where "
+        "'rate_calibration'; readout per row: argmax of the output LI's summed membrane potential or of the "
+        "output IF's spike counts); "
         "total_s: the runs' wall time, summed over merged runs",
         "epochs": args.epochs,
         "total_s": total,

@@ -11,7 +11,8 @@ converts ``ann.onnx`` with ``snndeploy convert`` at each T, and measures on the 
 - wall times of every step, machine.
 
     .venv/bin/python benchmarks/trained_vs_converted.py --train-dir runs/fashion_mlp [--steps 32,64]
-        [--samples N] [--energy-samples 1000] [--headroom 1.5|auto] [--out FILE]
+        [--samples N] [--energy-samples 1000] [--headroom 1.5|auto]
+        [--readout membrane|spike_count] [--no-rate-calibration] [--out FILE]
 
 Writes ``benchmarks/results/trained_vs_converted.json`` (default) and prints the Markdown table.
 """
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int)
     ap.add_argument("--energy-samples", type=int, default=1000)
     ap.add_argument("--headroom", default="1.5")
+    ap.add_argument("--readout", default="membrane", choices=["membrane", "spike_count"])
+    ap.add_argument("--no-rate-calibration", action="store_true")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     d = Path(args.train_dir)
@@ -129,6 +132,8 @@ def main() -> None:
                 steps=steps,
                 samples=args.samples,
                 headroom=args.headroom,
+                readout=args.readout,
+                rate_calibration=not args.no_rate_calibration,
             )
             conv_s = time.perf_counter() - start
             ev = _evaluate(
@@ -136,7 +141,10 @@ def main() -> None:
             )
             rows.append(
                 {
-                    "what": f"ANN twin converted (Poisson, headroom {rep['headroom']:g}, T = {steps})",
+                    "what": f"ANN twin converted (Poisson, headroom {rep['headroom']:g}, {rep['readout']} readout, "
+                    f"rate calibration {'on' if rep['rate_calibration'] else 'off'}, T = {steps})",
+                    "readout": rep["readout"],
+                    "rate_calibration": bool(rep["rate_calibration"]),
                     "steps": steps,
                     "train_s": twin.get("train_wall_s"),
                     "accuracy": {b: r.get("accuracy") for b, r in rep["snn"].items()},
@@ -150,7 +158,8 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "train_dir": str(d),
         "dataset": dataset,
-        "how": "accuracy over the test split (argmax of output spike counts / logits); energy per inference "
+        "how": "accuracy over the test split (argmax of output spike counts, of the summed readout membrane, "
+        "or of the logits); energy per inference "
         f"as a range over regimes (targets/*.toml), from norse operation counts of the first "
         f"{args.energy_samples} test samples; the ANN twin priced on the ANN baselines from the dense MACs of "
         "the same architecture; train_s: training wall time from metrics.json",

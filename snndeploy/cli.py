@@ -213,6 +213,18 @@ def _more_commands(sub) -> None:
         help="input code written to the graph: poisson (a spike with probability x per step, default) or "
         "direct (the intensity x as a current at every step: no input sampling noise)",
     )
+    v.add_argument(
+        "--readout",
+        default="membrane",
+        help="membrane (default: a non-spiking LI output, its potential summed over time) or spike_count "
+        "(an IF output, its spike counts)",
+    )
+    v.add_argument(
+        "--no-rate-calibration",
+        action="store_true",
+        help="use plain threshold balancing: skip fitting each hidden layer's rate-to-activation gain on "
+        "the calibration samples (simulated on norse)",
+    )
     v.add_argument("--out", required=True, help="folder for model.nir and conversion.json")
 
     w = sub.add_parser("sweep", help="accuracy and energy over time steps x encodings x spike-rate penalties")

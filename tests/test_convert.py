@@ -98,7 +98,9 @@ def test_convert_keeps_the_ann_accuracy(tmp_path, capsys, build, shape):
         assert snn["accuracy"] >= ann - MAX_LOSS, (backend, snn["accuracy"], ann)
         assert all(0.0 < r < 1.0 for r in snn["firing_rate"].values()), snn["firing_rate"]
     assert rep["parity_max_abs_diff"] < 1e-3
-    assert [layer["threshold"] for layer in rep["layers"]] == [1.0] * len(rep["layers"])
+    hidden = len(rep["layers"]) - 1  # IF populations; the default readout is an LI (no threshold)
+    assert [layer["threshold"] for layer in rep["layers"]] == [1.0] * hidden + [None]
+    assert sorted(rep["snn"]["norse"]["firing_rate"]) == [f"if{i}" for i in range(hidden)]
     assert "ANN (onnxruntime)  accuracy" in capsys.readouterr().out
 
 
@@ -175,9 +177,17 @@ def test_what_cannot_be_converted_is_refused_and_nothing_is_written(tmp_path, ca
         (["--headroom", "inf"], "--headroom must be 'auto' or a finite number >= 1, got 'inf'"),
         (["--headroom", "lots"], "--headroom must be 'auto' or a finite number >= 1, got 'lots'"),
         (["--encoding", "latency"], "--encoding must be one of poisson, direct, got 'latency'"),
+        (["--readout", "voltage"], "--readout must be one of membrane, spike_count, got 'voltage'"),
         (["--headroom", "auto"], "--headroom auto needs 1000 calibration + 1000 validation training samples"),
     ],
-    ids=["headroom-below-1", "headroom-infinite", "headroom-not-a-number", "encoding", "auto-without-enough-data"],
+    ids=[
+        "headroom-below-1",
+        "headroom-infinite",
+        "headroom-not-a-number",
+        "encoding",
+        "readout",
+        "auto-without-enough-data",
+    ],
 )
 def test_bad_conversion_options_are_refused_and_nothing_is_written(tmp_path, capsys, extra, text):
     path = _onnx_with(tmp_path, [nn.Linear(64, 10)], name="ok.onnx")
@@ -256,3 +266,155 @@ def test_headroom_auto_chooses_on_the_end_of_the_training_split(tmp_path, monkey
     choosing = seen[: len(C.AUTO_HEADROOMS)]
     assert all(np.array_equal(y, ds.y_train[-1000:]) for y in choosing)
     assert all(np.array_equal(y, ds.y_test) for y in seen[len(C.AUTO_HEADROOMS) :])  # then the test split
+
+
+# --------------------------------------------------------------------------- rate calibration, readout
+
+
+def test_rate_gains_are_the_least_squares_factor_per_channel():
+    """Rates that are the activations divided by a known factor per channel give that factor back;
+    a noisy channel gives numpy's least-squares solution; a channel that never fired, the fallback."""
+    from snndeploy.frontends.onnx import rate_gains
+
+    rng = np.random.default_rng(0)
+    acts = rng.uniform(0, 3, size=(50, 3, 4, 4))
+    rates = acts / np.array([2.0, 5.0, 1.0])[None, :, None, None]
+    rates[:, 2] = 0.0
+    rates[:, 1] += rng.normal(0, 0.05, size=rates[:, 1].shape)
+    got = rate_gains(acts, rates, fallback=7.0)
+    lstsq = np.linalg.lstsq(rates[:, 1].reshape(-1, 1), acts[:, 1].reshape(-1), rcond=None)[0][0]
+    assert got[0] == pytest.approx(2.0) and got[1] == pytest.approx(lstsq) and got[2] == 7.0
+    dense = rate_gains(acts[:, :, 0, 0], acts[:, :, 0, 0] / 4.0, fallback=1.0)  # (N, F): per neuron
+    assert dense == pytest.approx(np.full(3, 4.0))
+
+
+class _GroupedCnn(nn.Module):
+    """Conv -> ReLU -> AvgPool -> grouped Conv (2 groups) -> ReLU -> Flatten -> Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.fc = (
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.Conv2d(4, 6, 3, padding=1, groups=2),
+            nn.Linear(96, 5),
+        )
+
+    def forward(self, x):
+        h = torch.relu(self.c2(nn.functional.avg_pool2d(torch.relu(self.c1(x)), 2)))
+        return self.fc(h.flatten(1))
+
+
+def test_input_gains_scale_each_input_channel_of_conv_grouped_conv_and_dense(tmp_path):
+    """to_snn with one gain per channel of the previous population: the grouped conv's weight
+    [o, j] takes the gain of input channel (o // 3) * 2 + j; the Linear after Flatten (C=6, 4x4)
+    takes channel j // 16's gain; each divided by its own lambda."""
+    from snndeploy.frontends.onnx import read_onnx, to_snn
+
+    torch.manual_seed(0)
+    model = _GroupedCnn().eval()
+    ann = read_onnx(_export(model, (1, 8, 8), tmp_path / "g.onnx"))
+    lambdas, g1, g2 = [2.0, 3.0, 5.0], np.array([1.5, 2.5, 3.5, 4.5]), np.arange(1, 7) / 2.0
+    graph = to_snn(ann, lambdas, 1e-3, {}, gains=[1.0, g1, g2], readout="spike_count")
+    convs = [n for n in graph.nodes.values() if type(n).__name__ == "Conv2d"]
+    affine = [n for n in graph.nodes.values() if type(n).__name__ == "Affine"][0]
+    w1, w2, wf = (m.weight.detach().double().numpy() for m in (model.c1, model.c2, model.fc))
+    assert np.allclose(convs[0].weight, w1 / 2.0)
+    for o in range(6):
+        for j in range(2):
+            assert np.allclose(convs[1].weight[o, j], w2[o, j] * g1[(o // 3) * 2 + j] / 3.0)
+    for k in range(96):
+        assert np.allclose(affine.weight[:, k], wf[:, k] * g2[k // 16] / 5.0)
+    assert np.allclose(affine.bias, model.fc.bias.detach().double().numpy() / 5.0)
+    assert list(graph.nodes)[-2] == "if2"
+
+
+def test_membrane_readout_sums_each_steps_input_twice_but_the_last():
+    """The membrane readout is an LI with v <- v/2 + I per step (tau = 2 dt, r = tau/dt): on a
+    one-layer graph with known input spikes, the recorded potential summed over time is
+    sum_s (2 - 2^-(T-1-s)) I_s, computed here from the input and the weights; loihi-emu (integer
+    units: one scale factor, fitted here) agrees up to its 8-bit weights and predicts the same."""
+    from snndeploy.backends import get_backend
+    from snndeploy.frontends.onnx import Ann, Op, to_snn
+    from snndeploy.ir.analysed import analyse
+
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(0, 1, size=(3, 6)), np.zeros(3)
+    ann = Ann("mem.onnx", "x", (6,), (Op("dense", "fc", {"weight": w, "bias": b}),))
+    graph = to_snn(ann, [1.0], 1e-3, {})
+    assert type(graph.nodes["li0"]).__name__ == "LI"
+    T = 12
+    x = (rng.random((20, T, 6)) < 0.4).astype(np.float64)
+    current = x @ w.T  # (N, T, 3)
+    weight = 2.0 - 2.0 ** -(T - 1 - np.arange(T))
+    expected = np.einsum("ntc,t->nc", current, weight)
+    ag = analyse(graph)
+    norse = get_backend("norse").run(ag, x, 1e-3).outputs["output"].sum(axis=1)
+    assert np.allclose(norse, expected, atol=1e-9)
+    emu = get_backend("loihi-emu").run(ag, x, 1e-3).outputs["output"].sum(axis=1).astype(np.float64)
+    emu /= float((emu * expected).sum() / (expected * expected).sum())
+    assert np.allclose(emu, expected, atol=0.02 * np.abs(expected).max())
+    assert (emu.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+def test_rate_calibration_fits_gains_on_the_calibration_samples(tmp_path, monkeypatch):
+    """With rate calibration (default) the hidden populations are simulated on the calibration
+    samples, one layer at a time, and the next layer's gain per channel exceeds lambda (reset to 0
+    loses charge, so rates fall short); --no-rate-calibration keeps gain = lambda. The report and the
+    graph say which readout and calibration were used."""
+    from snndeploy.ir.graph import read_graph
+    from snndeploy.train import convert as C
+
+    seen = []
+    real = C.population_rates
+
+    def spy(graph, x_enc, dt, node):
+        seen.append((node, len(x_enc)))
+        return real(graph, x_enc, dt, node)
+
+    monkeypatch.setattr(C, "population_rates", spy)
+    path = _export(_train(cnn(), (1, 8, 8)), (1, 8, 8), tmp_path / "cnn.onnx")
+    common = ["convert", str(path), "--dataset", "digits", "--steps", "32", "--calibration", "300", "--samples", "100"]
+    assert main(common + ["--out", str(tmp_path / "cal")]) == 0
+    assert seen == [("if0", 300), ("if1", 300)]
+    rep = json.loads((tmp_path / "cal" / "conversion.json").read_text())
+    assert rep["readout"] == "membrane" and "least-squares" in rep["rate_calibration"]
+    assert [layer["population"] for layer in rep["layers"]] == ["if0", "if1", "li2"]
+    gains = [layer["input_gain"] for layer in rep["layers"]]
+    assert gains[0]["values"] == [1.0] and len(gains[1]["values"]) == 6 and len(gains[2]["values"]) == 12
+    assert gains[1]["over_lambda"]["median"] > 1.0 and gains[2]["over_lambda"]["median"] > 1.0
+    meta = json.loads(read_graph(str(tmp_path / "cal" / "model.nir"))[0].metadata["snndeploy_config"])
+    assert meta["readout"] == {"kind": "membrane"}
+    seen.clear()
+    args = common + ["--no-rate-calibration", "--readout", "spike_count", "--out", str(tmp_path / "plain")]
+    assert main(args) == 0 and seen == []
+    plain = json.loads((tmp_path / "plain" / "conversion.json").read_text())
+    assert plain["rate_calibration"] is None and plain["layers"][-1]["population"] == "if2"
+    assert all(
+        v == pytest.approx(1.0) for layer in plain["layers"] for v in layer["input_gain"]["over_lambda"].values()
+    )
+
+
+def test_compare_reads_a_fixed_point_membrane_readout_in_nir_units(tmp_path):
+    """loihi-emu records an LI readout as raw 24-bit state; compare turns it back into NIR units
+    (v_raw / scale + v_leak) before measuring how far the readouts are apart: the largest difference
+    against norse is a small part of the readout's range, where raw units would be off by ~1e5x."""
+    from snndeploy.frontends.onnx import Ann, Op, to_snn
+    from snndeploy.ir.graph import save_graph
+
+    rng = np.random.default_rng(2)
+    w = rng.normal(0, 1, size=(3, 6))
+    graph = to_snn(Ann("m.onnx", "x", (6,), (Op("dense", "fc", {"weight": w, "bias": np.zeros(3)}),)), [1.0], 1e-3, {})
+    save_graph(graph, tmp_path / "g.nir")
+    x = (rng.random((8, 16, 6)) < 0.4).astype(np.float64)
+    np.savez(tmp_path / "in.npz", spikes=x)
+    rc = main(
+        ["compare", str(tmp_path / "g.nir"), "--backends", "norse,loihi-emu", "--input", str(tmp_path / "in.npz")]
+        + ["--out", str(tmp_path / "rep")]
+    )
+    assert rc in (0, 1)
+    pair = json.loads((tmp_path / "rep" / "report.json").read_text())["pairs"][0]
+    current = np.einsum("ntf,cf->ntc", x, w)
+    v = np.zeros_like(current)
+    for t in range(current.shape[1]):  # v <- v / 2 + I (tau = 2 dt, r = 2)
+        v[:, t] = (v[:, t - 1] / 2 if t else 0) + current[:, t]
+    assert 0 < pair["output_max_abs_diff"] < 0.05 * np.abs(v).max(), (pair["output_max_abs_diff"], np.abs(v).max())

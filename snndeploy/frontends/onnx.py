@@ -16,7 +16,18 @@ data and ``lambda_l`` their maximum or P-th percentile (``lambda_0 = 1``: inputs
 [0, 1]), segment ``l``'s map ``f_l`` becomes ``f'_l(x) = f_l(lambda_{l-1} x) / lambda_l``: the
 first weighted op's weight is multiplied by ``lambda_{l-1}``, the last one's weight and bias
 divided by ``lambda_l``. An IF neuron driven by ``f'_l`` of input rates fires at a rate close to
-``a_l / lambda_l`` (clipped at 1 spike per step); the output layer's spike counts are read by argmax.
+``a_l / lambda_l`` (clipped at 1 spike per step).
+
+Rate calibration (:func:`rate_gains`): reset to 0 loses the charge above threshold at every spike,
+so the measured rate ``r_l`` falls below ``a_l / lambda_l``, more at higher drive. The factor that
+turns segment ``l``'s rates back into activations for the next segment (``lambda_l`` above) is
+then fitted per channel (per neuron of a dense layer) by least squares on the calibration
+samples, ``mu_c = sum(a r) / sum(r^2)``, from rates simulated on ``norse`` layer by layer
+(``f'_{l+1}(x) = f_{l+1}(mu_l x) / lambda_{l+1}``).
+
+Readout (:data:`READOUTS`): the output segment drives a non-spiking LI (``membrane``, default:
+its potential summed over time, no ties and no charge lost at reset) or an IF whose spike counts
+are read (``spike_count``); the prediction is the argmax either way.
 """
 
 from __future__ import annotations
@@ -50,6 +61,15 @@ SUPPORTED_OPS = (
 OTHER_ACTIVATIONS = ("Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Gelu", "HardSigmoid", "HardSwish", "PRelu", "Clip")
 #: the IF threshold of every converted population (weights carry the scale)
 THRESHOLD = 1.0
+#: readouts of a converted graph: the output segment into a non-spiking LI whose potential, summed
+#: over time, is read (``membrane``), or into an IF whose spike counts are read (``spike_count``)
+READOUTS = ("membrane", "spike_count")
+DEFAULT_READOUT = "membrane"
+#: the membrane readout's LI: ``tau = 2 dt``, ``r = tau / dt``, ``v_leak = 0``, so per step
+#: ``v <- v + (dt/tau)(-v + r I) = v / 2 + I`` and ``sum_t v_t = sum_s (2 - 2^-(T-s)) I_s``: every step's
+#: input weighs 2 but the last few (no ties between equal spike counts, no charge lost at reset).
+#: ``tau = dt`` (``v = I``) would need the decay 1 = 4096/4096, one more than Loihi's 12-bit dv holds.
+READOUT_TAU_STEPS = 2.0
 
 
 @dataclass
@@ -313,18 +333,13 @@ def scales(ann: Ann, x_calib: np.ndarray, normalization: str, headroom: float = 
     resolution. Measured on a Fashion-MNIST CNN, 2000 test samples, T = 64 (docs/conversion.md):
     headroom 1 lost 4.1 points against the ANN (4.0 at T = 128: more steps do not help), 1.5 lost
     0.5, 2 lost 1.0, 3 lost 1.45."""
-    import torch
-
     kind, pct = parse_normalization(normalization)
-    acts: list = []
-    with torch.no_grad():
-        logits = forward(list(ann.ops), torch.as_tensor(x_calib, dtype=torch.float64), acts)
-    acts.append(torch.clamp(logits, min=0))
+    acts = activations(ann, x_calib)
     out = []
     if not headroom >= 1:
         raise InputError(f"--headroom must be >= 1, got {headroom}")
     for i, a in enumerate(acts):
-        v = a.reshape(-1).numpy()
+        v = a.reshape(-1)
         lam = float(v.max()) if kind == "max" else float(np.percentile(v, pct))
         lam *= headroom if i < len(acts) - 1 else 1.0
         if not lam > 0:
@@ -334,6 +349,28 @@ def scales(ann: Ann, x_calib: np.ndarray, normalization: str, headroom: float = 
             )
         out.append(lam)
     return out
+
+
+def activations(ann: Ann, x: np.ndarray) -> List[np.ndarray]:
+    """Per segment, the ANN's ReLU activations on ``x`` (the output segment: its logits clipped at 0)."""
+    import torch
+
+    acts: list = []
+    with torch.no_grad():
+        logits = forward(list(ann.ops), torch.as_tensor(x, dtype=torch.float64), acts)
+    return [a.numpy() for a in acts] + [np.clip(logits.numpy(), 0, None)]
+
+
+def rate_gains(acts: np.ndarray, rates: np.ndarray, fallback: float) -> np.ndarray:
+    """The factor per channel (axis 1; per neuron for a dense layer) that turns a population's spike
+    rates ``rates`` (N, C, ...) back into its ANN activations ``acts`` (same shape), by least squares
+    over samples and positions: ``mu_c = sum(a r) / sum(r^2)``; ``fallback`` for a channel that never
+    fired. Reset to 0 makes ``r`` fall short of ``a / lambda`` (module doc), so ``mu_c > lambda``."""
+    if acts.shape != rates.shape or acts.ndim < 2:
+        raise GraphError(f"rate calibration: activations {acts.shape} and rates {rates.shape} must match (N, C, ...)")
+    axes = (0,) + tuple(range(2, acts.ndim))
+    num, den = (acts * rates).sum(axis=axes), (rates * rates).sum(axis=axes)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), float(fallback))
 
 
 def parse_normalization(text: str) -> Tuple[str, float]:
@@ -375,33 +412,58 @@ def _nir_node(op: Op):
     return nir.Flatten(input_type={"input": np.array(p["in_shape"])}, start_dim=0, end_dim=-1)
 
 
-def _scaled(segment: List[Op], lam_in: float, lam_out: float) -> List[Op]:
-    """Copies of a segment's ops with f'(x) = f(lam_in x) / lam_out (module doc)."""
+def _input_gain(op: Op, gain) -> np.ndarray:
+    """``gain`` (a scalar, or one value per channel of the segment's input population) broadcast onto
+    ``op``'s weight, which reads that population (through pooling / flatten, which keep channels)."""
+    g = np.asarray(gain, dtype=np.float64)
+    w = op.params["weight"]
+    if g.ndim == 0:
+        return g
+    if op.kind == "conv":  # weight (out, in / groups, kh, kw): input channel of [o, j] is its group's j-th
+        out_ch, per_group = w.shape[0], w.shape[1]
+        group = np.arange(out_ch) // (out_ch // op.params["groups"])
+        idx = group[:, None] * per_group + np.arange(per_group)[None, :]
+        return g[idx][:, :, None, None]
+    features = w.shape[1]  # dense: channel-major flattened (C, H, W) reads each channel's gain H*W times
+    if features % len(g):
+        raise GraphError(f"ONNX node '{op.onnx_node}': {features} inputs do not split into {len(g)} channels")
+    return np.repeat(g, features // len(g))[None, :]
+
+
+def _scaled(segment: List[Op], gain_in, lam_out: float) -> List[Op]:
+    """Copies of a segment's ops with f'(x) = f(gain_in x) / lam_out (module doc)."""
     ops = [Op(o.kind, o.onnx_node, dict(o.params)) for o in segment]
     weighted = [o for o in ops if o.kind in ("dense", "conv")]
     if not weighted:
         raise GraphError(f"a segment of only pooling/flatten ({[o.onnx_node for o in segment]}) is not converted")
-    weighted[0].params["weight"] = weighted[0].params["weight"] * lam_in
+    weighted[0].params["weight"] = weighted[0].params["weight"] * _input_gain(weighted[0], gain_in)
     last = weighted[-1].params
     last["weight"] = last["weight"] / lam_out
     last["bias"] = last["bias"] / lam_out
     return ops
 
 
-def to_snn(ann: Ann, lambdas: List[float], dt: float, metadata: dict):
-    """The spiking NIR graph (module doc): per segment its scaled linear nodes and an IF population."""
+def to_snn(ann: Ann, lambdas: List[float], dt: float, metadata: dict, gains=None, readout: str = DEFAULT_READOUT):
+    """The spiking NIR graph (module doc): per segment its scaled linear nodes and an IF population
+    (``if{i}``); the output segment's population is an LI (``li{i}``) for the ``membrane`` readout.
+    ``gains[i]`` multiplies segment i's input (default ``lambdas[i - 1]``, 1 for the first)."""
     import nir
     import torch
 
+    if readout not in READOUTS:
+        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got '{readout}'")
     with torch.no_grad():
         forward(list(ann.ops), torch.zeros((1,) + ann.input_shape, dtype=torch.float64))
     segs = ann.segments()
     if len(lambdas) != len(segs):
         raise GraphError(f"{len(lambdas)} scales for {len(segs)} segments")
+    gains = [1.0] + list(lambdas[:-1]) if gains is None else list(gains)
+    if len(gains) != len(segs):
+        raise GraphError(f"{len(gains)} input gains for {len(segs)} segments")
     nodes = {"input": nir.Input(input_type={"input": np.array(ann.input_shape)})}
-    edges, prev, lam_in = [], "input", 1.0
-    for i, (seg, lam) in enumerate(zip(segs, lambdas)):
-        for op in _scaled(seg, lam_in, lam):
+    edges, prev = [], "input"
+    for i, (seg, lam, gain) in enumerate(zip(segs, lambdas, gains)):
+        for op in _scaled(seg, gain, lam):
             if op.kind == "dense" and len(op.params["in_shape"]) > 1:  # ONNX's Gemm flattens implicitly
                 flat = Op("flatten", f"{op.onnx_node}_flatten", {"in_shape": op.params["in_shape"]})
                 flat.params["out_shape"] = (int(np.prod(op.params["in_shape"])),)
@@ -418,9 +480,15 @@ def to_snn(ann: Ann, lambdas: List[float], dt: float, metadata: dict):
             edges.append((prev, name))
             prev = name
         shape = seg[-1].params["out_shape"]
-        nodes[f"if{i}"] = nir.IF(r=np.ones(shape), v_threshold=np.full(shape, THRESHOLD), v_reset=np.zeros(shape))
-        edges.append((prev, f"if{i}"))
-        prev, lam_in = f"if{i}", lam
+        if i == len(segs) - 1 and readout == "membrane":
+            tau = READOUT_TAU_STEPS * dt
+            pop = f"li{i}"
+            nodes[pop] = nir.LI(tau=np.full(shape, tau), r=np.full(shape, tau / dt), v_leak=np.zeros(shape))
+        else:
+            pop = f"if{i}"
+            nodes[pop] = nir.IF(r=np.ones(shape), v_threshold=np.full(shape, THRESHOLD), v_reset=np.zeros(shape))
+        edges.append((prev, pop))
+        prev = pop
     nodes["output"] = nir.Output(output_type={"output": np.array(segs[-1][-1].params["out_shape"])})
     edges.append((prev, "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={**metadata, "dt": float(dt)}, type_check=True)

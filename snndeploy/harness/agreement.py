@@ -59,6 +59,26 @@ def predictions(output: np.ndarray) -> np.ndarray:
     return output.reshape(B, T, -1).sum(axis=1).argmax(axis=1)
 
 
+#: what fixed-point backends call their state records (RunResult.info["units"])
+RAW_UNITS = "raw 24-bit state"
+
+
+def output_in_nir_units(ag, result) -> np.ndarray:
+    """``result``'s output record in NIR units. Fixed-point backends record a graded output (an LI
+    readout's v) as raw 24-bit state, ``v_raw = scale * (v - v_offset)`` with the population's
+    quantization scale and ``v_offset = v_leak`` (docs/fixed_point.md); that is undone here, so a
+    float and a fixed-point readout can be compared in one unit. Spikes and float records pass."""
+    out = result.outputs[ag.output_node]
+    if result.info.get("units") != RAW_UNITS:
+        return out
+    sources = ag.preds(ag.output_node)
+    rec = ag.records.get(sources[0]) if len(sources) == 1 else None
+    if rec is None or getattr(rec, "v_threshold", 0) is not None:  # spikes (or not one population)
+        return out
+    scale = float(result.info["quantization"][sources[0]]["scale"])
+    return out.astype(np.float64) / scale + rec.v_leak.reshape((1, 1) + rec.v_leak.shape)
+
+
 def first_divergence(a: np.ndarray, b: np.ndarray) -> Optional[Dict[str, int]]:
     """Earliest (sample, step, neuron) where two (B, T, ...) records differ, or None."""
     B, T = a.shape[:2]

@@ -28,7 +28,15 @@ from ..ir import graph as G
 from ..ir.analysed import AnalysedGraph, as_analysed
 from ..util.version import __version__
 from . import shards as S
-from .agreement import Tolerances, accuracy, compare_pair, merge_pairs, predictions, readout_description
+from .agreement import (
+    Tolerances,
+    accuracy,
+    compare_pair,
+    merge_pairs,
+    output_in_nir_units,
+    predictions,
+    readout_description,
+)
 from .inputs import check_labels
 from .integration import integration_check, samples_to_check
 from .memory import chunk_size
@@ -95,10 +103,9 @@ def shard_payload(
     and run info; per pair the partial agreement; the one sample kept for the plots (the first where
     two backends diverge, else the first) and whether the chunk diverges."""
     ref = names[0]
+    outs = {n: {**results[n].outputs, ag.output_node: output_in_nir_units(ag, results[n])} for n in names}
     pairs = {
-        other: compare_pair(
-            ag, ref, results[ref].outputs, other, results[other].outputs, ag.output_node, tol, sample_offset=start
-        )
+        other: compare_pair(ag, ref, outs[ref], other, outs[other], ag.output_node, tol, sample_offset=start)
         for other in names[1:]
     }
     diverged = any(p["first_divergence"] is not None for p in pairs.values())

@@ -3,7 +3,9 @@
 The conversion itself is :mod:`snndeploy.frontends.onnx`; here the data: thresholds balanced on
 calibration samples of the training split, the ANN's own accuracy (onnxruntime), a check that our
 reading of the ONNX file computes what onnxruntime computes, and the SNN's accuracy on the test
-split on ``norse`` and ``loihi-emu``. The input code (:data:`ENCODINGS`: Poisson rate code with
+split on ``norse`` and ``loihi-emu``; with rate calibration (default) each hidden layer's
+rate-to-activation gain is fitted on the calibration samples simulated on ``norse``
+(:func:`build_snn`). The input code (:data:`ENCODINGS`: Poisson rate code with
 ``max_prob`` 1, or the intensity as a current at every step) goes into
 the graph's metadata, so ``snndeploy compare GRAPH --dataset NAME`` encodes the same way.
 Writes ``model.nir`` and ``conversion.json`` together, or nothing.
@@ -36,6 +38,16 @@ PARITY_SAMPLES = 256
 #: (disjoint from the calibration samples at its start; never the test split) choose among them
 AUTO_HEADROOMS = (1.0, 1.25, 1.5, 2.0, 2.5)
 AUTO_VALIDATION = 1000
+#: what a prediction is read from, per readout (frontends.onnx.READOUTS)
+READOUT_HOW = {
+    "membrane": "the output LI's membrane potential summed over time",
+    "spike_count": "the output IF population's spike counts",
+}
+RATE_CALIBRATION_HOW = (
+    "per hidden population, layer by layer: norse simulates the calibration samples (encoded as the test set); "
+    "the next layer's input gain per channel (per neuron of a dense layer) is the least-squares factor "
+    "mu = sum(a r) / sum(r^2) from spike rates r to ANN activations a"
+)
 ENCODINGS = {
     "poisson": {"kind": "poisson", "max_prob": 1.0, "seed": 0},
     "direct": {"kind": "direct", "scale": 1.0},
@@ -101,6 +113,59 @@ def evaluate_snn(graph, x_enc: np.ndarray, labels: np.ndarray, dt: float, backen
     }
 
 
+def population_rates(graph, x_enc: np.ndarray, dt: float, node: str) -> np.ndarray:
+    """``node``'s spikes averaged over time on ``norse`` (the reference): (N, *population shape)."""
+    from ..backends import get_backend
+    from ..ir.analysed import analyse
+
+    ag, b = analyse(graph), get_backend("norse")
+    return np.concatenate(
+        [
+            b.run(ag, x_enc[i : i + EVAL_CHUNK].astype(np.float64), dt).outputs[node].mean(axis=1)
+            for i in range(0, len(x_enc), EVAL_CHUNK)
+        ]
+    )
+
+
+def build_snn(
+    ann,
+    x_calib: np.ndarray,
+    normalization: str,
+    headroom: float,
+    enc: dict,
+    dt: float,
+    readout: str,
+    rate_calibration: bool,
+    metadata: Optional[dict] = None,
+):
+    """The converted graph, its lambdas and input gains. With ``rate_calibration`` the gain from each
+    hidden population's rates back to activations is fitted layer by layer (frontends.onnx.rate_gains)
+    on the calibration samples, encoded as the test set will be, simulated on ``norse``; without it
+    the gain is the previous lambda (plain threshold balancing)."""
+    from ..data.encoding import encode
+    from ..frontends.onnx import activations, rate_gains, scales, to_snn
+
+    lambdas = scales(ann, x_calib, normalization, headroom)
+    gains = [1.0] + list(lambdas[:-1])
+    if rate_calibration:
+        acts = activations(ann, x_calib)
+        n = len(x_calib)
+        x_enc = encode(x_calib.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
+        for layer in range(len(lambdas) - 1):
+            graph = to_snn(ann, lambdas, dt, {}, gains=gains, readout="spike_count")
+            rates = population_rates(graph, x_enc, dt, f"if{layer}")
+            gains[layer + 1] = rate_gains(acts[layer], rates.reshape(acts[layer].shape), lambdas[layer])
+    return to_snn(ann, lambdas, dt, metadata or {}, gains=gains, readout=readout), lambdas, gains
+
+
+def _gain_summary(gain, lam: float) -> dict:
+    g = np.atleast_1d(np.asarray(gain, dtype=np.float64))
+    return {
+        "values": [float(v) for v in g],
+        "over_lambda": {"min": float(g.min() / lam), "median": float(np.median(g) / lam), "max": float(g.max() / lam)},
+    }
+
+
 def convert(
     model_path,
     dataset: str,
@@ -114,17 +179,21 @@ def convert(
     backends: Sequence[str] = EVAL_BACKENDS,
     headroom=None,
     encoding: str = "poisson",
+    readout: str = "membrane",
+    rate_calibration: bool = True,
 ) -> dict:
     """Convert, evaluate, write ``model.nir`` and ``conversion.json`` under ``out_dir``; the report."""
     from ..data.datasets import get_dataset
     from ..data.encoding import encode
-    from ..frontends.onnx import DEFAULT_HEADROOM, parse_normalization, read_onnx, scales, to_snn
+    from ..frontends.onnx import DEFAULT_HEADROOM, READOUT_TAU_STEPS, READOUTS, parse_normalization, read_onnx
     from ..util.files import check_out_dir, json_bytes, write_files
 
     check_out_dir(out_dir)
     parse_normalization(normalization)
     if encoding not in ENCODINGS:
         raise InputError(f"--encoding must be one of {', '.join(ENCODINGS)}, got '{encoding}'")
+    if readout not in READOUTS:
+        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got '{readout}'")
     if steps < 1 or calibration < 1:
         raise InputError(f"--steps and --calibration must be positive, got {steps} and {calibration}")
     if headroom is not None and headroom != "auto":
@@ -145,15 +214,15 @@ def convert(
     auto = None
     if headroom == "auto":
         x_val = _shaped(ds.x_train[-AUTO_VALIDATION:], ann.input_shape, dataset, model_path)
-        auto = choose_headroom(ann, x_train, x_val, ds.y_train[-AUTO_VALIDATION:], normalization, enc, dt)
+        y_val = ds.y_train[-AUTO_VALIDATION:]
+        auto = choose_headroom(ann, x_train, x_val, y_val, normalization, enc, dt, readout, rate_calibration)
         headroom = auto["chosen"]
     headroom = DEFAULT_HEADROOM if headroom is None else _headroom_value(headroom)
-    lambdas = scales(ann, x_train, normalization, headroom)
     meta_cfg = {
         "model": Path(model_path).stem,
         "dataset": dataset,
         "encoding": enc,
-        "readout": {"kind": "spike_count"},
+        "readout": {"kind": readout},
         "converted_from": Path(model_path).name,
     }
     import json
@@ -163,7 +232,7 @@ def convert(
     from ..ir.graph import META_CONFIG
 
     meta = {META_CONFIG: json.dumps(meta_cfg, sort_keys=True), META_EXPORTER: EXPORTER_PROFILE}
-    graph = to_snn(ann, lambdas, dt, meta)
+    graph, lambdas, gains = build_snn(ann, x_train, normalization, headroom, enc, dt, readout, rate_calibration, meta)
     x_enc = encode(x_test.reshape(n, -1), enc).reshape((n, steps) + ann.input_shape)
     results = {}
     for b in backends:
@@ -182,7 +251,9 @@ def convert(
         "ann_accuracy": ann_acc,
         "ann_how": "onnxruntime (CPUExecutionProvider) on the test split, argmax of the logits",
         "snn": results,
-        "snn_how": f"argmax of the output IF population's spike counts; input {encoding}-coded as in the metadata",
+        "snn_how": f"argmax of {READOUT_HOW[readout]}; input {encoding}-coded as in the metadata",
+        "readout": readout,
+        "rate_calibration": RATE_CALIBRATION_HOW if rate_calibration else None,
         "steps": int(steps),
         "encoding": enc,
         "normalization": normalization,
@@ -190,11 +261,23 @@ def convert(
         "headroom_auto": auto,
         "calibration_samples": int(len(x_train)),
         "layers": [
-            {"population": f"if{i}", "onnx_nodes": [op.onnx_node for op in seg], "lambda": lam, "threshold": 1.0}
-            for i, (seg, lam) in enumerate(zip(ann.segments(), lambdas))
+            {
+                "population": f"li{i}" if i == len(lambdas) - 1 and readout == "membrane" else f"if{i}",
+                "onnx_nodes": [op.onnx_node for op in seg],
+                "lambda": lam,
+                "threshold": None if i == len(lambdas) - 1 and readout == "membrane" else 1.0,
+                "input_gain": _gain_summary(gain, lambdas[i - 1] if i else 1.0),
+            }
+            for i, (seg, lam, gain) in enumerate(zip(ann.segments(), lambdas, gains))
         ],
         "parity_max_abs_diff": parity,
-        "neuron": "IF, threshold 1, reset to 0 (NIR), per-step integration; weights scaled by lambda_in/lambda_out",
+        "neuron": "hidden: IF, threshold 1, reset to 0 (NIR), per-step integration; weights scaled by "
+        "input_gain / lambda_out; output: "
+        + (
+            f"LI, tau = {READOUT_TAU_STEPS:g} dt, r = tau/dt, v_leak = 0 (v <- v/2 + I per step)"
+            if readout == "membrane"
+            else "IF as the hidden ones"
+        ),
     }
     from ..ir.graph import save_graph
 
@@ -215,19 +298,20 @@ def _headroom_value(h) -> float:
     return v
 
 
-def choose_headroom(ann, x_calib, x_val, y_val, normalization: str, enc: dict, dt: float) -> dict:
+def choose_headroom(
+    ann, x_calib, x_val, y_val, normalization: str, enc: dict, dt: float, readout: str, rate_calibration: bool
+) -> dict:
     """``--headroom auto``: convert with each of :data:`AUTO_HEADROOMS` and keep the one with the best
     ``norse`` accuracy on ``x_val`` (training samples, encoded as the test set will be; ties: the
     smaller headroom). The best headroom depends on T: fewer steps need the rate resolution of a
     small one, more steps tolerate a larger one, which loses less charge at reset."""
     from ..data.encoding import encode
-    from ..frontends.onnx import scales, to_snn
 
     n = len(x_val)
     x_enc = encode(x_val.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
     tried = []
     for h in AUTO_HEADROOMS:
-        graph = to_snn(ann, scales(ann, x_calib, normalization, h), dt, {})
+        graph = build_snn(ann, x_calib, normalization, h, enc, dt, readout, rate_calibration)[0]
         tried.append({"headroom": h, "validation_accuracy": evaluate_snn(graph, x_enc, y_val, dt, "norse")["accuracy"]})
     best = max(tried, key=lambda t: (t["validation_accuracy"], -t["headroom"]))
     return {
@@ -253,6 +337,8 @@ def convert_cli(args) -> int:
         data_dir=args.data_dir,
         headroom=args.headroom,
         encoding=getattr(args, "encoding", "poisson"),
+        readout=getattr(args, "readout", "membrane"),
+        rate_calibration=not getattr(args, "no_rate_calibration", False),
     )
     print(f"converted {args.model} ({rep['dataset']}, {rep['test_samples']} test samples, T = {rep['steps']}):")
     print(f"  ANN (onnxruntime)  accuracy {100 * rep['ann_accuracy']:.2f} %")
@@ -261,6 +347,15 @@ def convert_cli(args) -> int:
             f"{t['headroom']:g}: {100 * t['validation_accuracy']:.2f} %" for t in rep["headroom_auto"]["tried"]
         )
         print(f"  headroom {rep['headroom']:g} chosen on training samples ({tried})")
+    if rep["rate_calibration"]:
+        medians = ", ".join(
+            f"{layer['population']} {layer['input_gain']['over_lambda']['median']:.3f}" for layer in rep["layers"][1:]
+        )
+        print(
+            f"  rate calibration on {rep['calibration_samples']} training samples, "
+            f"input gain / lambda (median): {medians}"
+        )
+    print(f"  readout: {READOUT_HOW[rep['readout']]}")
     for b, r in rep["snn"].items():
         if "refused" in r:
             print(f"  SNN on {b:<11} not evaluated: {r['refused']}")
