@@ -66,7 +66,7 @@ THRESHOLD = 1.0
 READOUTS = ("membrane", "spike_count")
 DEFAULT_READOUT = "membrane"
 #: the membrane readout's LI: ``tau = 2 dt``, ``r = tau / dt``, ``v_leak = 0``, so per step
-#: ``v <- v + (dt/tau)(-v + r I) = v / 2 + I`` and ``sum_t v_t = sum_s (2 - 2^-(T-s)) I_s``: every step's
+#: ``v <- v + (dt/tau)(-v + r I) = v / 2 + I`` and ``sum_t v_t = sum_s (2 - 2^-(T-1-s)) I_s`` (s = 0..T-1): each step's
 #: input weighs 2 but the last few (no ties between equal spike counts, no charge lost at reset).
 #: ``tau = dt`` (``v = I``) would need the decay 1 = 4096/4096, one more than Loihi's 12-bit dv holds.
 READOUT_TAU_STEPS = 2.0
@@ -365,7 +365,7 @@ def rate_gains(acts: np.ndarray, rates: np.ndarray, fallback: float) -> np.ndarr
     """The factor per channel (axis 1; per neuron for a dense layer) that turns a population's spike
     rates ``rates`` (N, C, ...) back into its ANN activations ``acts`` (same shape), by least squares
     over samples and positions: ``mu_c = sum(a r) / sum(r^2)``; ``fallback`` for a channel that never
-    fired. Reset to 0 makes ``r`` fall short of ``a / lambda`` (module doc), so ``mu_c > lambda``."""
+    fired. Reset to 0 makes ``r`` fall short of ``a / lambda`` (module doc), so typically ``mu_c > lambda``."""
     if acts.shape != rates.shape or acts.ndim < 2:
         raise GraphError(f"rate calibration: activations {acts.shape} and rates {rates.shape} must match (N, C, ...)")
     axes = (0,) + tuple(range(2, acts.ndim))

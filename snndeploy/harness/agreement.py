@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import GraphError, InputError
 from ..ir.analysed import as_analysed
 
 DEFAULT_MIN_SPIKE_AGREEMENT = 0.999
@@ -75,7 +75,13 @@ def output_in_nir_units(ag, result) -> np.ndarray:
     rec = ag.records.get(sources[0]) if len(sources) == 1 else None
     if rec is None or getattr(rec, "v_threshold", 0) is not None:  # spikes (or not one population)
         return out
-    scale = float(result.info["quantization"][sources[0]]["scale"])
+    report = result.info.get("quantization", {}).get(sources[0])
+    if report is None:
+        raise GraphError(
+            f"{result.backend} recorded the graded output "
+            f"of '{sources[0]}' in raw units without a quantization scale for it; cannot read it in NIR units"
+        )
+    scale = float(report["scale"])
     return out.astype(np.float64) / scale + rec.v_leak.reshape((1, 1) + rec.v_leak.shape)
 
 

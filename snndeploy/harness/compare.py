@@ -117,7 +117,7 @@ def shard_payload(
     return {
         "start": int(start),
         "stop": int(start) + size,
-        "preds": {n: predictions(results[n].outputs[ag.output_node]) for n in names},
+        "preds": {n: predictions(outs[n][ag.output_node]) for n in names},
         "counts": {n: count_ops(ag, results[n].outputs) for n in names},
         "infos": {n: results[n].info for n in names},
         "pairs": pairs,

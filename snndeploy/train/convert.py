@@ -5,7 +5,7 @@ calibration samples of the training split, the ANN's own accuracy (onnxruntime),
 reading of the ONNX file computes what onnxruntime computes, and the SNN's accuracy on the test
 split on ``norse`` and ``loihi-emu``; with rate calibration (default) each hidden layer's
 rate-to-activation gain is fitted on the calibration samples simulated on ``norse``
-(:func:`build_snn`). The input code (:data:`ENCODINGS`: Poisson rate code with
+(:func:`fit_scales`). The input code (:data:`ENCODINGS`: Poisson rate code with
 ``max_prob`` 1, or the intensity as a current at every step) goes into
 the graph's metadata, so ``snndeploy compare GRAPH --dataset NAME`` encodes the same way.
 Writes ``model.nir`` and ``conversion.json`` together, or nothing.
@@ -17,7 +17,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -89,7 +89,8 @@ def check_parity(ann, x: np.ndarray) -> float:
 
 
 def evaluate_snn(graph, x_enc: np.ndarray, labels: np.ndarray, dt: float, backend: str) -> Dict[str, object]:
-    """Accuracy (argmax of output spike counts) and per-population firing rates on ``backend``."""
+    """Accuracy (argmax of the output summed over time: spike counts, or an LI readout's potential) and
+    per-population firing rates on ``backend``."""
     from ..backends import get_backend
     from ..harness.agreement import predictions
     from ..ir.analysed import analyse
@@ -127,21 +128,14 @@ def population_rates(graph, x_enc: np.ndarray, dt: float, node: str) -> np.ndarr
     )
 
 
-def build_snn(
-    ann,
-    x_calib: np.ndarray,
-    normalization: str,
-    headroom: float,
-    enc: dict,
-    dt: float,
-    readout: str,
-    rate_calibration: bool,
-    metadata: Optional[dict] = None,
+def fit_scales(
+    ann, x_calib: np.ndarray, normalization: str, headroom: float, enc: dict, dt: float, rate_calibration: bool
 ):
-    """The converted graph, its lambdas and input gains. With ``rate_calibration`` the gain from each
-    hidden population's rates back to activations is fitted layer by layer (frontends.onnx.rate_gains)
-    on the calibration samples, encoded as the test set will be, simulated on ``norse``; without it
-    the gain is the previous lambda (plain threshold balancing)."""
+    """Per segment its lambda and its input gain. With ``rate_calibration`` the gain from each hidden
+    population's rates back to activations is fitted layer by layer (frontends.onnx.rate_gains) on
+    the calibration samples, encoded as the test set will be, simulated on ``norse``; without it the
+    gain is the previous lambda (plain threshold balancing). Segment i's gain is fitted on the rates
+    of population ``if{i-1}``."""
     from ..data.encoding import encode
     from ..frontends.onnx import activations, rate_gains, scales, to_snn
 
@@ -155,7 +149,7 @@ def build_snn(
             graph = to_snn(ann, lambdas, dt, {}, gains=gains, readout="spike_count")
             rates = population_rates(graph, x_enc, dt, f"if{layer}")
             gains[layer + 1] = rate_gains(acts[layer], rates.reshape(acts[layer].shape), lambdas[layer])
-    return to_snn(ann, lambdas, dt, metadata or {}, gains=gains, readout=readout), lambdas, gains
+    return lambdas, gains
 
 
 def _gain_summary(gain, lam: float) -> dict:
@@ -185,7 +179,7 @@ def convert(
     """Convert, evaluate, write ``model.nir`` and ``conversion.json`` under ``out_dir``; the report."""
     from ..data.datasets import get_dataset
     from ..data.encoding import encode
-    from ..frontends.onnx import DEFAULT_HEADROOM, READOUT_TAU_STEPS, READOUTS, parse_normalization, read_onnx
+    from ..frontends.onnx import DEFAULT_HEADROOM, READOUT_TAU_STEPS, READOUTS, parse_normalization, read_onnx, to_snn
     from ..util.files import check_out_dir, json_bytes, write_files
 
     check_out_dir(out_dir)
@@ -211,11 +205,11 @@ def convert(
     parity = check_parity(ann, x_test[:PARITY_SAMPLES])
     ann_acc = float(np.mean(ann_logits(model_path, ann.input_name, x_test).argmax(axis=1) == y_test))
     enc = dict(ENCODINGS[encoding], steps=int(steps))
-    auto = None
+    auto, fits = None, {}
     if headroom == "auto":
         x_val = _shaped(ds.x_train[-AUTO_VALIDATION:], ann.input_shape, dataset, model_path)
         y_val = ds.y_train[-AUTO_VALIDATION:]
-        auto = choose_headroom(ann, x_train, x_val, y_val, normalization, enc, dt, readout, rate_calibration)
+        auto, fits = choose_headroom(ann, x_train, x_val, y_val, normalization, enc, dt, readout, rate_calibration)
         headroom = auto["chosen"]
     headroom = DEFAULT_HEADROOM if headroom is None else _headroom_value(headroom)
     meta_cfg = {
@@ -232,7 +226,11 @@ def convert(
     from ..ir.graph import META_CONFIG
 
     meta = {META_CONFIG: json.dumps(meta_cfg, sort_keys=True), META_EXPORTER: EXPORTER_PROFILE}
-    graph, lambdas, gains = build_snn(ann, x_train, normalization, headroom, enc, dt, readout, rate_calibration, meta)
+    if headroom in fits:  # fitted while choosing it
+        lambdas, gains = fits[headroom]
+    else:
+        lambdas, gains = fit_scales(ann, x_train, normalization, headroom, enc, dt, rate_calibration)
+    graph = to_snn(ann, lambdas, dt, meta, gains=gains, readout=readout)
     x_enc = encode(x_test.reshape(n, -1), enc).reshape((n, steps) + ann.input_shape)
     results = {}
     for b in backends:
@@ -300,26 +298,31 @@ def _headroom_value(h) -> float:
 
 def choose_headroom(
     ann, x_calib, x_val, y_val, normalization: str, enc: dict, dt: float, readout: str, rate_calibration: bool
-) -> dict:
+) -> Tuple[dict, dict]:
     """``--headroom auto``: convert with each of :data:`AUTO_HEADROOMS` and keep the one with the best
     ``norse`` accuracy on ``x_val`` (training samples, encoded as the test set will be; ties: the
     smaller headroom). The best headroom depends on T: fewer steps need the rate resolution of a
-    small one, more steps tolerate a larger one, which loses less charge at reset."""
+    small one, more steps tolerate a larger one, which loses less charge at reset. Returns the
+    report and, per headroom tried, its (lambdas, gains) (:func:`fit_scales`), so the chosen one is
+    not fitted twice."""
     from ..data.encoding import encode
+    from ..frontends.onnx import to_snn
 
     n = len(x_val)
     x_enc = encode(x_val.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
-    tried = []
+    tried, fits = [], {}
     for h in AUTO_HEADROOMS:
-        graph = build_snn(ann, x_calib, normalization, h, enc, dt, readout, rate_calibration)[0]
+        fits[h] = fit_scales(ann, x_calib, normalization, h, enc, dt, rate_calibration)
+        graph = to_snn(ann, fits[h][0], dt, {}, gains=fits[h][1], readout=readout)
         tried.append({"headroom": h, "validation_accuracy": evaluate_snn(graph, x_enc, y_val, dt, "norse")["accuracy"]})
     best = max(tried, key=lambda t: (t["validation_accuracy"], -t["headroom"]))
-    return {
+    report = {
         "chosen": best["headroom"],
         "tried": tried,
         "how": f"norse accuracy on the last {n} samples of the training split (disjoint from the calibration "
         "samples, never the test split), encoded as the test set; the best, ties to the smaller headroom",
     }
+    return report, fits
 
 
 def convert_cli(args) -> int:

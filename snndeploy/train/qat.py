@@ -101,21 +101,26 @@ def _apply_grids(model, grids) -> None:
 
 
 def evaluate_fixed(model, in_shape, cfg, x_enc, y) -> dict:
-    """``model`` must be a plain CPU model (see ``_float_copy``)."""
-    """Accuracy of norse (float64) and loihi-emu on the exported graph, and their agreement."""
+    """Accuracy of norse (float64) and loihi-emu on the exported graph, and their agreement: on the
+    output spikes (``output_spike_agreement``), or for a membrane (LI) readout the largest difference
+    of the readout in NIR units (``output_max_abs_diff``; loihi-emu records raw units, converted by
+    ``harness.agreement.output_in_nir_units``). ``model`` must be a plain CPU model (``_float_copy``)."""
     from ..backends import get_backend
     from ..frontends.norse import to_nir
-    from ..harness.agreement import predictions
+    from ..harness.agreement import output_in_nir_units, predictions
+    from ..ir.analysed import analyse
 
-    graph = to_nir(model, in_shape, cfg["dt"])
-    ref = get_backend("norse").run(graph, x_enc, cfg["dt"]).outputs["output"]
-    emu = get_backend("loihi-emu", record_states=False).run(graph, x_enc, cfg["dt"]).outputs["output"]
+    ag = analyse(to_nir(model, in_shape, cfg["dt"]))
+    ref = get_backend("norse").run(ag, x_enc, cfg["dt"]).outputs[ag.output_node]
+    emu = output_in_nir_units(ag, get_backend("loihi-emu", record_states=False).run(ag, x_enc, cfg["dt"]))
     pr, pe = predictions(ref), predictions(emu)
+    spikes = bool(np.isin(ref, (0.0, 1.0)).all())
     return {
         "norse_accuracy": float(np.mean(pr == y)),
         "loihi_emu_accuracy": float(np.mean(pe == y)),
         "prediction_agreement": float(np.mean(pr == pe)),
-        "output_spike_agreement": float(np.mean(ref == emu)),
+        "output_spike_agreement": float(np.mean(ref == emu)) if spikes else None,
+        "output_max_abs_diff": None if spikes else float(np.max(np.abs(ref - emu), initial=0.0)),
     }
 
 
