@@ -438,7 +438,54 @@ CASES = [
         2,
         "expected a numpy array",
     ),
+    (
+        "convert-dt-zero",
+        lambda t: ["convert", str(_tiny_onnx(t)), "--dataset", "digits", "--dt", "0", "--out", str(t / "c")],
+        2,
+        "--dt must be a finite number of seconds > 0, got 0.0",
+    ),
+    (
+        "convert-samples-zero",
+        lambda t: ["convert", str(_tiny_onnx(t)), "--dataset", "digits", "--samples", "0", "--out", str(t / "c")],
+        2,
+        "--samples must be >= 1 (or left out for the whole test split), got 0",
+    ),
+    (
+        "convert-samples-negative",
+        lambda t: ["convert", str(_tiny_onnx(t)), "--dataset", "digits", "--samples", "-5", "--out", str(t / "c")],
+        2,
+        "--samples must be >= 1 (or left out for the whole test split), got -5",
+    ),
+    (
+        "network-no-backend",
+        lambda t: ["network", "seed_poisson_lif", "--backends", ",", "--out", str(t / "n")],
+        2,
+        "--backends: name at least one backend",
+    ),
+    (
+        "sweep-samples-zero",
+        lambda t: ["sweep", "--model", "digits_mlp", "--samples", "0", "--out", str(t / "s")],
+        2,
+        "--samples must be a whole number >= 1, got 0",
+    ),
 ]
+
+
+def _tiny_onnx(tmp):
+    """A Linear(64 -> 10) ReLU-free network as ONNX: convertible, so only the option is at fault."""
+    import torch
+
+    path = tmp / "tiny.onnx"
+    torch.onnx.export(
+        torch.nn.Linear(64, 10).eval(),
+        torch.zeros(1, 64),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        dynamo=False,
+    )
+    return path
 
 
 def _empty_checkpoint(tmp):

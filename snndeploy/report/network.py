@@ -11,6 +11,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from .html import CSS, _plt, _png
 
 #: membrane potentials drawn per backend
@@ -35,6 +36,8 @@ def run_network(name_or_path: str, out_dir, backends: Sequence[str] = DEFAULT_BA
     from ..util.files import check_out_dir, json_bytes, write_files
 
     check_out_dir(out_dir)
+    if not backends:
+        raise InputError("--backends: name at least one backend (the first is the reference)")
     cfg = load_network_config(name_or_path)
     graph, x = build_network(cfg)
     ag = analyse(graph)

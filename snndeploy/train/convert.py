@@ -190,6 +190,10 @@ def convert(
         raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got '{readout}'")
     if steps < 1 or calibration < 1:
         raise InputError(f"--steps and --calibration must be positive, got {steps} and {calibration}")
+    if samples is not None and samples < 1:
+        raise InputError(f"--samples must be >= 1 (or left out for the whole test split), got {samples}")
+    if not (math.isfinite(dt) and dt > 0):
+        raise InputError(f"--dt must be a finite number of seconds > 0, got {dt}")
     if headroom is not None and headroom != "auto":
         _headroom_value(headroom)  # a bad value fails before anything is read
     ann = read_onnx(model_path)

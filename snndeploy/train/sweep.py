@@ -139,6 +139,8 @@ def sweep(
         raise InputError(f"sweep needs steps, encodings ({', '.join(ENCODINGS)}) and penalties; got bad {bad}")
     if any(int(s) < 1 for s in steps) or any(not float(p) >= 0 for p in penalties):
         raise InputError(f"steps must be >= 1 and penalties >= 0, got {list(steps)} and {list(penalties)}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise InputError(f"--samples must be a whole number >= 1, got {samples!r}")
     base = load_model_config(model)
     if dataset:
         base["dataset"] = dataset
