@@ -472,11 +472,6 @@ def cmd_energy(args) -> int:
         + (" (uses estimated constants)" if head["estimate"] else "")
         + f"; range {lo['nj']:.3f} nJ ({lo['regime']}) - {hi['nj']:.3f} nJ ({hi['regime']})"
     )
-    for r in er["ratio_ranges"]:
-        print(
-            f"{r['snn']} / {r['ann']}: {r['low']:.3g} x ({' vs '.join(r['low_regimes'])}) - "
-            f"{r['high']:.3g} x ({' vs '.join(r['high_regimes'])})"
-        )
     print("\n".join(render_energy_markdown({args.backend: er}, args.backend, er["mapping"])))
     return EXIT_OK
 

@@ -115,6 +115,7 @@ def test_energy_command_prints_estimates(graph_and_input, capsys):
     # ranges with named ends, and the SNN/ANN ratio as a range
     assert "(published constants)" in out and "(weights and activations in 1 MB SRAM)" in out
     assert "loihi / ann_fp32_45nm:" in out and "x (published constants vs weights and activations in 1 MB SRAM)" in out
+    assert out.count("loihi / ann_fp32_45nm:") == 1  # each ratio once (it was printed twice)
 
 
 @pytest.mark.parametrize(

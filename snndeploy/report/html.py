@@ -30,6 +30,7 @@ from .tables import (
     pairs_table,
     quantization_tables,
     ratios,
+    regimes_note,
     resources_table,
     targets_table,
 )
@@ -320,9 +321,8 @@ def _energy_html(rep: dict) -> List[str]:
     out += [f"<p>{_e(r)}</p>" for r in ratios(est)]
     out += [
         "<p class='how'>Ranges: each target's lowest and highest energy over its regimes (its published "
-        "constants alone, and with each regime's constants added: ANN weights and activations in 8 KB or 1 MB "
-        "SRAM, Loihi spikes crossing mesh hops). No public per-operation energy exists for Loihi 2: none is "
-        "used.</p>"
+        f"constants alone, and with each regime's constants added: {_e(regimes_note(est))}). No public "
+        "per-operation energy exists for Loihi 2: none is used.</p>"
     ]
     out += [plot_energy(est), table(*constants_table(est))]
     mapping = rep.get("energy", {}).get("mapping")

@@ -26,6 +26,7 @@ from .tables import (
     pct,
     quantization_tables,
     ratios,
+    regimes_note,
     resources_table,
     targets_table,
 )
@@ -202,9 +203,9 @@ def render_energy_markdown(backends: dict, reference: str, mapping: Optional[dic
     out += [
         "",
         "Ranges: each target's lowest and highest energy over its regimes (targets/*.toml: its published "
-        "constants alone, and with each regime's constants added), each end named. ANN baselines (kind ann): "
-        "the same weights as a non-spiking network, one forward pass per inference; low end arithmetic only "
-        "(dense MACs x pJ per MAC), high end with weights and activations read from a 1 MB SRAM "
+        f"constants alone, and with each regime's constants added), each end named ({escape(regimes_note(est))}). "
+        "ANN baselines (kind ann): the same weights as a non-spiking network, one forward pass per inference; "
+        "low end arithmetic only (dense MACs x pJ per MAC), high end with the regime's memory reads added "
         "(weight-stationary reuse: each weight read once, each activation read and written once per layer). "
         "No public per-operation energy exists for Loihi 2: none is used.",
     ]

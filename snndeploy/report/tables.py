@@ -164,22 +164,30 @@ def targets_table(est: dict) -> Table:
 
 
 def ratios(est: dict) -> List[str]:
-    """Each SNN target's energy over each ANN baseline's, as a range (low: SNN's lowest regime over the
-    ANN's highest; high: the reverse), each end with its regimes (target kinds from targets/*.toml)."""
-    out = []
-    for s, es in est.items():
-        for a, ea in est.items():
-            if es["kind"] != "snn" or ea["kind"] != "ann" or ea["energy_nj_per_sample"] <= 0:
-                continue
-            if "range" not in es or "range" not in ea:
-                out.append(f"{s} / {a}: {es['energy_nj_per_sample'] / ea['energy_nj_per_sample']:.3g} x")
-                continue
-            slo, shi, alo, ahi = es["range"]["low"], es["range"]["high"], ea["range"]["low"], ea["range"]["high"]
-            out.append(
-                f"{s} / {a}: {slo['nj'] / ahi['nj']:.3g} x ({slo['regime']} vs {ahi['regime']}) to "
-                f"{shi['nj'] / alo['nj']:.3g} x ({shi['regime']} vs {alo['regime']})"
-            )
-    return out
+    """Each SNN target's energy over each ANN baseline's as a range (energy.estimate.ratio_ranges: low,
+    SNN's lowest regime over the ANN's highest; high, the reverse), each end with its regimes."""
+    from ..energy.estimate import ratio_ranges
+
+    if not all("range" in e for e in est.values()):  # a report without ranges: the point ratios
+        return [
+            f"{s} / {a}: {es['energy_nj_per_sample'] / ea['energy_nj_per_sample']:.3g} x"
+            for s, es in est.items()
+            for a, ea in est.items()
+            if es["kind"] == "snn" and ea["kind"] == "ann" and ea["energy_nj_per_sample"] > 0
+        ]
+    return [
+        f"{r['snn']} / {r['ann']}: {r['low']:.3g} x ({' vs '.join(r['low_regimes'])}) to "
+        f"{r['high']:.3g} x ({' vs '.join(r['high_regimes'])})"
+        for r in ratio_ranges(est)
+    ]
+
+
+def regimes_note(est: dict) -> str:
+    """The regimes that give each target's range ends, as the estimates name them (targets/*.toml)."""
+    ends = [
+        f"{t}: {e['range']['low']['regime']} to {e['range']['high']['regime']}" for t, e in est.items() if "range" in e
+    ]
+    return "; ".join(ends)
 
 
 def node_energy_table(est: dict) -> Table:
