@@ -322,7 +322,9 @@ def forward(ops, x, relu_outputs: Optional[list] = None):
 DEFAULT_HEADROOM = 1.5
 
 
-def scales(ann: Ann, x_calib: np.ndarray, normalization: str, headroom: float = DEFAULT_HEADROOM) -> List[float]:
+def scales(
+    ann: Ann, x_calib: np.ndarray, normalization: str, headroom: float = DEFAULT_HEADROOM, acts=None
+) -> List[float]:
     """lambda per segment (module doc): the max or P-th percentile of its activations on ``x_calib``
     (the output segment: of its positive logits), times ``headroom`` for the hidden segments.
 
@@ -334,7 +336,7 @@ def scales(ann: Ann, x_calib: np.ndarray, normalization: str, headroom: float = 
     headroom 1 lost 4.1 points against the ANN (4.0 at T = 128: more steps do not help), 1.5 lost
     0.5, 2 lost 1.0, 3 lost 1.45."""
     kind, pct = parse_normalization(normalization)
-    acts = activations(ann, x_calib)
+    acts = activations(ann, x_calib) if acts is None else acts  # (already computed: :func:`activations`)
     out = []
     if not headroom >= 1:
         raise InputError(f"--headroom must be >= 1, got {headroom}")

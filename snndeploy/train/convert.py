@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,9 +32,6 @@ EVAL_CHUNK = 500
 PARITY_RTOL = 1e-4
 #: samples used to check our reading of the ONNX file against onnxruntime
 PARITY_SAMPLES = 256
-#: input codes of a converted graph: intensity x in [0, 1] -> a spike with probability x per step
-#: (Poisson), or the current x at every step into the first IF population (direct, as Rueckauer et
-#: al. 2017's analog input): the same mean drive, without the input's sampling noise
 #: ``headroom="auto"``: the candidates tried, and how many samples from the END of the training split
 #: (disjoint from the calibration samples at its start; never the test split) choose among them
 AUTO_HEADROOMS = (1.0, 1.25, 1.5, 2.0, 2.5)
@@ -48,6 +46,9 @@ RATE_CALIBRATION_HOW = (
     "the next layer's input gain per channel (per neuron of a dense layer) is the least-squares factor "
     "mu = sum(a r) / sum(r^2) from spike rates r to ANN activations a"
 )
+#: input codes of a converted graph: intensity x in [0, 1] -> a spike with probability x per step
+#: (Poisson), or the current x at every step into the first population (direct, as Rueckauer et
+#: al. 2017's analog input): the same mean drive, without the input's sampling noise
 ENCODINGS = {
     "poisson": {"kind": "poisson", "max_prob": 1.0, "seed": 0},
     "direct": {"kind": "direct", "scale": 1.0},
@@ -91,16 +92,13 @@ def check_parity(ann, x: np.ndarray) -> float:
 def evaluate_snn(graph, x_enc: np.ndarray, labels: np.ndarray, dt: float, backend: str) -> Dict[str, object]:
     """Accuracy (argmax of the output summed over time: spike counts, or an LI readout's potential) and
     per-population firing rates on ``backend``."""
-    from ..backends import get_backend
     from ..harness.agreement import predictions
     from ..ir.analysed import analyse
 
     ag = analyse(graph)
-    b = get_backend(backend, record_states=False) if backend != "norse" else get_backend(backend)
     preds, spikes, entries = [], dict.fromkeys(ag.spiking_nodes, 0.0), dict.fromkeys(ag.spiking_nodes, 0)
     start = time.perf_counter()
-    for i in range(0, len(x_enc), EVAL_CHUNK):
-        out = b.run(ag, x_enc[i : i + EVAL_CHUNK].astype(np.float64), dt).outputs
+    for out in _chunk_outputs(ag, x_enc, dt, backend):
         preds.append(predictions(out[ag.output_node]))
         for n in spikes:
             spikes[n] += float(out[n].sum())
@@ -114,41 +112,56 @@ def evaluate_snn(graph, x_enc: np.ndarray, labels: np.ndarray, dt: float, backen
     }
 
 
+def _chunk_outputs(ag, x_enc: np.ndarray, dt: float, backend: str):
+    """``backend``'s output records of ``x_enc``, :data:`EVAL_CHUNK` samples at a time."""
+    from ..backends import get_backend
+
+    b = get_backend(backend, record_states=False) if backend != "norse" else get_backend(backend)
+    for i in range(0, len(x_enc), EVAL_CHUNK):
+        yield b.run(ag, x_enc[i : i + EVAL_CHUNK].astype(np.float64), dt).outputs
+
+
 def population_rates(graph, x_enc: np.ndarray, dt: float, node: str) -> np.ndarray:
     """``node``'s spikes averaged over time on ``norse`` (the reference): (N, *population shape)."""
-    from ..backends import get_backend
     from ..ir.analysed import analyse
 
-    ag, b = analyse(graph), get_backend("norse")
-    return np.concatenate(
-        [
-            b.run(ag, x_enc[i : i + EVAL_CHUNK].astype(np.float64), dt).outputs[node].mean(axis=1)
-            for i in range(0, len(x_enc), EVAL_CHUNK)
-        ]
-    )
+    return np.concatenate([out[node].mean(axis=1) for out in _chunk_outputs(analyse(graph), x_enc, dt, "norse")])
 
 
-def fit_scales(
-    ann, x_calib: np.ndarray, normalization: str, headroom: float, enc: dict, dt: float, rate_calibration: bool
-):
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration samples (the start of the training split), computed once per conversion: the
+    inputs, the ANN's activations per segment, and the inputs encoded as the test set will be."""
+
+    x: np.ndarray
+    acts: List[np.ndarray]
+    x_enc: np.ndarray
+
+    @staticmethod
+    def of(ann, x: np.ndarray, enc: dict) -> Calibration:
+        from ..data.encoding import encode
+        from ..frontends.onnx import activations
+
+        n = len(x)
+        x_enc = encode(x.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
+        return Calibration(x, activations(ann, x), x_enc)
+
+
+def fit_scales(ann, cal: Calibration, normalization: str, headroom: float, dt: float, rate_calibration: bool):
     """Per segment its lambda and its input gain. With ``rate_calibration`` the gain from each hidden
     population's rates back to activations is fitted layer by layer (frontends.onnx.rate_gains) on
     the calibration samples, encoded as the test set will be, simulated on ``norse``; without it the
     gain is the previous lambda (plain threshold balancing). Segment i's gain is fitted on the rates
     of population ``if{i-1}``."""
-    from ..data.encoding import encode
-    from ..frontends.onnx import activations, rate_gains, scales, to_snn
+    from ..frontends.onnx import rate_gains, scales, to_snn
 
-    lambdas = scales(ann, x_calib, normalization, headroom)
+    lambdas = scales(ann, cal.x, normalization, headroom, acts=cal.acts)
     gains = [1.0] + list(lambdas[:-1])
     if rate_calibration:
-        acts = activations(ann, x_calib)
-        n = len(x_calib)
-        x_enc = encode(x_calib.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
         for layer in range(len(lambdas) - 1):
             graph = to_snn(ann, lambdas, dt, {}, gains=gains, readout="spike_count")
-            rates = population_rates(graph, x_enc, dt, f"if{layer}")
-            gains[layer + 1] = rate_gains(acts[layer], rates.reshape(acts[layer].shape), lambdas[layer])
+            rates = population_rates(graph, cal.x_enc, dt, f"if{layer}")
+            gains[layer + 1] = rate_gains(cal.acts[layer], rates, lambdas[layer])
     return lambdas, gains
 
 
@@ -177,6 +190,7 @@ def convert(
     rate_calibration: bool = True,
 ) -> dict:
     """Convert, evaluate, write ``model.nir`` and ``conversion.json`` under ``out_dir``; the report."""
+    from ..backends import get_backend
     from ..data.datasets import get_dataset
     from ..data.encoding import encode
     from ..frontends.onnx import DEFAULT_HEADROOM, READOUT_TAU_STEPS, READOUTS, parse_normalization, read_onnx, to_snn
@@ -210,10 +224,11 @@ def convert(
     ann_acc = float(np.mean(ann_logits(model_path, ann.input_name, x_test).argmax(axis=1) == y_test))
     enc = dict(ENCODINGS[encoding], steps=int(steps))
     auto, fits = None, {}
+    cal = Calibration.of(ann, x_train, enc)
     if headroom == "auto":
         x_val = _shaped(ds.x_train[-AUTO_VALIDATION:], ann.input_shape, dataset, model_path)
         y_val = ds.y_train[-AUTO_VALIDATION:]
-        auto, fits = choose_headroom(ann, x_train, x_val, y_val, normalization, enc, dt, readout, rate_calibration)
+        auto, fits = choose_headroom(ann, cal, x_val, y_val, normalization, enc, dt, readout, rate_calibration)
         headroom = auto["chosen"]
     headroom = DEFAULT_HEADROOM if headroom is None else _headroom_value(headroom)
     meta_cfg = {
@@ -233,17 +248,17 @@ def convert(
     if headroom in fits:  # fitted while choosing it
         lambdas, gains = fits[headroom]
     else:
-        lambdas, gains = fit_scales(ann, x_train, normalization, headroom, enc, dt, rate_calibration)
+        lambdas, gains = fit_scales(ann, cal, normalization, headroom, dt, rate_calibration)
     graph = to_snn(ann, lambdas, dt, meta, gains=gains, readout=readout)
     x_enc = encode(x_test.reshape(n, -1), enc).reshape((n, steps) + ann.input_shape)
     results = {}
     for b in backends:
-        try:
-            results[b] = evaluate_snn(graph, x_enc, y_test, dt, b)
-        except InputError as e:  # loihi-emu and lava-fixed take binary spikes only (direct input is graded)
-            if enc["kind"] != "direct" or "binary spikes" not in str(e):
-                raise
+        try:  # loihi-emu and lava-fixed take binary spikes only: direct input (graded) is refused, recorded
+            get_backend(b).check_input(x_enc)
+        except InputError as e:
             results[b] = {"refused": str(e)}
+            continue
+        results[b] = evaluate_snn(graph, x_enc, y_test, dt, b)
     if not any("accuracy" in r for r in results.values()):
         raise InputError(f"no backend of {', '.join(backends)} could evaluate the converted graph: {results}")
     report = {
@@ -276,7 +291,8 @@ def convert(
         "neuron": "hidden: IF, threshold 1, reset to 0 (NIR), per-step integration; weights scaled by "
         "input_gain / lambda_out; output: "
         + (
-            f"LI, tau = {READOUT_TAU_STEPS:g} dt, r = tau/dt, v_leak = 0 (v <- v/2 + I per step)"
+            f"LI, tau = {READOUT_TAU_STEPS:g} dt, r = tau/dt, v_leak = 0 "
+            f"(v <- {1 - 1 / READOUT_TAU_STEPS:g} v + I per step)"
             if readout == "membrane"
             else "IF as the hidden ones"
         ),
@@ -301,7 +317,7 @@ def _headroom_value(h) -> float:
 
 
 def choose_headroom(
-    ann, x_calib, x_val, y_val, normalization: str, enc: dict, dt: float, readout: str, rate_calibration: bool
+    ann, cal: Calibration, x_val, y_val, normalization: str, enc: dict, dt: float, readout: str, rate_calibration: bool
 ) -> Tuple[dict, dict]:
     """``--headroom auto``: convert with each of :data:`AUTO_HEADROOMS` and keep the one with the best
     ``norse`` accuracy on ``x_val`` (training samples, encoded as the test set will be; ties: the
@@ -316,7 +332,7 @@ def choose_headroom(
     x_enc = encode(x_val.reshape(n, -1), enc).reshape((n, enc["steps"]) + ann.input_shape)
     tried, fits = [], {}
     for h in AUTO_HEADROOMS:
-        fits[h] = fit_scales(ann, x_calib, normalization, h, enc, dt, rate_calibration)
+        fits[h] = fit_scales(ann, cal, normalization, h, dt, rate_calibration)
         graph = to_snn(ann, fits[h][0], dt, {}, gains=fits[h][1], readout=readout)
         tried.append({"headroom": h, "validation_accuracy": evaluate_snn(graph, x_enc, y_val, dt, "norse")["accuracy"]})
     best = max(tried, key=lambda t: (t["validation_accuracy"], -t["headroom"]))
