@@ -17,6 +17,10 @@ from typing import Callable, Dict, Optional, Protocol
 
 import numpy as np
 
+#: ``RunResult.info["units"]`` of the fixed-point backends: u and v (and a graded output) as Lava's
+#: raw 24-bit state, ``v_raw = scale * (v - v_offset)`` (docs/fixed_point.md)
+RAW_UNITS = "raw 24-bit state"
+
 Progress = Optional[Callable[[str, float], None]]  # (message, fraction done)
 
 

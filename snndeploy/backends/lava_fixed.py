@@ -18,7 +18,7 @@ from ..ir import graph as G
 from ..ir.analysed import as_analysed
 from ..lower.fixed import FIXED_REFUSED_WHY, FIXED_SUPPORTED, FixedPlan, check_binary, fixed_plan_for, node_records
 from ..runtime.lava import LavaFactories, run_plan
-from .base import RunResult
+from .base import RAW_UNITS, RunResult
 
 HOW = (
     "Lava Loihi2SimCfg(select_tag='fixed_pt'): PopLIF (LIFReset's bit-accurate arithmetic with per-neuron "
@@ -96,7 +96,7 @@ class LavaFixedBackend:
         info.update(
             {
                 "precision": "Loihi fixed point (Lava fixed_pt, bit-accurate)",
-                "units": "raw 24-bit state",
+                "units": RAW_UNITS,
                 "total_s": time.perf_counter() - start,
                 "quantization": fp.report_dict(),
                 "how": HOW,

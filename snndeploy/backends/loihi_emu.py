@@ -83,7 +83,7 @@ from ..lower.quantize import (
     representable_weights,
 )
 from ..util.device import resolve_device
-from .base import RunResult
+from .base import RAW_UNITS, RunResult
 
 WRAP_LIMIT = 1 << (STATE_BITS - 1)  #: u wraps when it leaves (-2**23, 2**23]
 WRAP_SPAN = 1 << STATE_BITS
@@ -903,7 +903,7 @@ class LoihiEmuBackend:
         info = {
             "precision": "Loihi fixed point (exact integer emulation of Lava fixed_pt in torch)",
             "device": device,
-            "units": "raw 24-bit state",
+            "units": RAW_UNITS,
             "wall_s": time.perf_counter() - start,
             "quantization": fp.report_dict(),
             "how": "PyLifResetModelBitAcc + PyDenseModelBitAcc arithmetic, batched, on the NIR timeline",

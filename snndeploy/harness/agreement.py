@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..backends.base import RAW_UNITS
 from ..errors import GraphError, InputError
 from ..ir.analysed import as_analysed
 
@@ -59,8 +60,12 @@ def predictions(output: np.ndarray) -> np.ndarray:
     return output.reshape(B, T, -1).sum(axis=1).argmax(axis=1)
 
 
-#: what fixed-point backends call their state records (RunResult.info["units"])
-RAW_UNITS = "raw 24-bit state"
+def output_is_graded(graph) -> bool:
+    """Whether the graph's output carries graded values (an LI / Integrator readout or a linear map), read
+    from the graph: a spiking population's output is 0/1 whatever values a run gives."""
+    ag = as_analysed(graph)
+    sources = [ag.nodes[n] for n in ag.preds(ag.output_node)]
+    return not (sources and all(s.is_spiking for s in sources))
 
 
 def output_in_nir_units(ag, result) -> np.ndarray:
@@ -73,7 +78,7 @@ def output_in_nir_units(ag, result) -> np.ndarray:
         return out
     sources = ag.preds(ag.output_node)
     rec = ag.records.get(sources[0]) if len(sources) == 1 else None
-    if rec is None or getattr(rec, "v_threshold", 0) is not None:  # spikes (or not one population)
+    if getattr(rec, "v_leak", None) is None or not output_is_graded(ag):  # spikes, or not one population
         return out
     report = result.info.get("quantization", {}).get(sources[0])
     if report is None:
@@ -135,7 +140,7 @@ def compare_pair(
         "prediction_matches": int(np.sum(pa == pb)),
         "nodes": nodes,
     }
-    if not np.isin(a_out[out_node], (0.0, 1.0)).all():  # graded output (e.g. LI readout): how far apart
+    if output_is_graded(graph):  # graded output (e.g. LI readout): how far apart
         pair["output_max_abs_diff"] = float(np.max(np.abs(a_out[out_node] - b_out[out_node]), initial=0.0))
     return merge_pairs([pair], tol)
 

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..backends.base import RAW_UNITS
 from ..harness.integration import integration_text
 from ..harness.twin import TWIN_HEADER, twin_rows
 from ..ir.analysed import as_analysed
@@ -153,7 +154,7 @@ def plot_traces(rep: dict, results: dict, layers: List[str], sample: int) -> Opt
     shown = {
         name: r
         for name, r in results.items()
-        if layer in r.states and "v" in r.states[layer] and r.info.get("units") != "raw 24-bit state"
+        if layer in r.states and "v" in r.states[layer] and r.info.get("units") != RAW_UNITS
     }
     if not shown:  # every backend compared is fixed point: no trace in NIR units to draw
         return None

@@ -11,6 +11,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from ..backends.base import RAW_UNITS
 from ..errors import InputError
 from .html import CSS, _plt, _png
 
@@ -23,7 +24,7 @@ def _volts(result, node: str, fp_scale_offset):
     """v in volts: float backends record NIR units; fixed point records raw 24-bit state
     (``v_raw = scale * (v - v_reset)``, docs/fixed_point.md)."""
     v = result.states[node]["v"][0].astype(np.float64)
-    if result.info.get("units") == "raw 24-bit state":
+    if result.info.get("units") == RAW_UNITS:
         scale, offset = fp_scale_offset(result)
         v = v / scale + offset
     return v

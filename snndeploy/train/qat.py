@@ -107,14 +107,14 @@ def evaluate_fixed(model, in_shape, cfg, x_enc, y) -> dict:
     ``harness.agreement.output_in_nir_units``). ``model`` must be a plain CPU model (``_float_copy``)."""
     from ..backends import get_backend
     from ..frontends.norse import to_nir
-    from ..harness.agreement import output_in_nir_units, predictions
+    from ..harness.agreement import output_in_nir_units, output_is_graded, predictions
     from ..ir.analysed import analyse
 
     ag = analyse(to_nir(model, in_shape, cfg["dt"]))
     ref = get_backend("norse").run(ag, x_enc, cfg["dt"]).outputs[ag.output_node]
     emu = output_in_nir_units(ag, get_backend("loihi-emu", record_states=False).run(ag, x_enc, cfg["dt"]))
     pr, pe = predictions(ref), predictions(emu)
-    spikes = bool(np.isin(ref, (0.0, 1.0)).all())
+    spikes = not output_is_graded(ag)
     return {
         "norse_accuracy": float(np.mean(pr == y)),
         "loihi_emu_accuracy": float(np.mean(pe == y)),
