@@ -11,7 +11,6 @@ gives the same report as one run in-process.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from ..energy.estimate import DEFAULT_TARGET, energy_report, energy_target
 from ..errors import BackendError, InputError
 from ..ir import graph as G
 from ..ir.analysed import AnalysedGraph, as_analysed
-from ..util.version import __version__
 from . import shards as S
 from .agreement import (
     Tolerances,
@@ -129,19 +127,12 @@ def shard_payload(
 
 def _to_file(p: dict) -> dict:
     """A payload as plain data for a shard file (run info: its JSON-able entries, as the report keeps)."""
-    kept = {
-        n: {"backend": r.backend, "outputs": r.outputs, "states": r.states, "info": _json_part(r.info)}
-        for n, r in p["kept"].items()
-    }
-    return dict(p, infos={n: _json_part(i) for n, i in p["infos"].items()}, kept=kept)
+    kept = {n: S.result_to_plain(r) for n, r in p["kept"].items()}
+    return dict(p, infos={n: S.jsonable_part(i) for n, i in p["infos"].items()}, kept=kept)
 
 
 def _from_file(p: dict) -> dict:
-    kept = {
-        n: RunResult(backend=k["backend"], outputs=k["outputs"], states=k["states"], info=k["info"])
-        for n, k in p["kept"].items()
-    }
-    return dict(p, kept=kept)
+    return dict(p, kept={n: S.result_from_plain(k) for n, k in p["kept"].items()})
 
 
 def _prune_kept(payloads: Dict[int, dict]) -> None:
@@ -308,26 +299,12 @@ def _compare_sharded(ag: AnalysedGraph, graph_path, names, ran, x, dt, tol, chun
         chunk_size(ag, n, steps, ran, chunk)  # a bad --chunk fails here
     manifest = S.ShardStore.manifest(opts.folder) if opts.resume and Path(opts.folder).is_dir() else None
     size = min(int(chunk), n) if chunk is not None else (int(manifest["size"]) if manifest else None)
-    if opts.folder is not None:
-        graph_digest, input_digest = S.digest(ag.graph), S.digest(x)
 
     def store_for(size: int) -> Optional[S.ShardStore]:
         if opts.folder is None:
             return None
         tols = [tol.min_spike_agreement, tol.min_prediction_agreement]
-        parts = {
-            "snndeploy": __version__,
-            "graph": graph_digest,
-            "dt": repr(float(dt)),
-            "input": input_digest,
-            "backends": ",".join(names),
-            "tolerances": tols,
-            "shard_size": int(size),
-        }
-        described = dict(
-            parts, graph=f"{graph_path} ({graph_digest[:12]})", input=f"{n} x {steps} ({input_digest[:12]})"
-        )
-        return S.ShardStore(opts.folder, parts, described)
+        return S.store_for(opts.folder, ag.graph, x, dt, names, size, str(graph_path), {"tolerances": tols})
 
     payloads: Dict[int, dict] = {}
 
@@ -339,9 +316,7 @@ def _compare_sharded(ag: AnalysedGraph, graph_path, names, ran, x, dt, tol, chun
         _prune_kept(payloads)
         return shards, store
 
-    if size is not None:
-        if manifest is not None:
-            store_for(size).check_against(manifest)  # refused before any worker starts
+    if size is not None:  # a resumed folder of another job is refused here, before any worker starts
         shards, store = open_store(size)
     needed = size is None or len(payloads) < len(shards)
     with S.executor_for(opts, S.forks(ran)) if needed else contextlib.nullcontext(None) as ex:
@@ -422,20 +397,8 @@ def one_sample(results: Dict[str, RunResult], i: int) -> Dict[str, RunResult]:
 
 def _merge_infos(infos: List[dict]) -> dict:
     """A backend's run info over chunks: wall time summed, the rest from the first chunk."""
-    info = {k: v for k, v in infos[0].items() if _jsonable(v)}
+    info = S.jsonable_part(infos[0])
     if len(infos) > 1:
         info["wall_s"] = sum(float(i.get("wall_s", 0.0)) for i in infos)
         info["chunks"] = len(infos)
     return info
-
-
-def _json_part(info: dict) -> dict:
-    return {k: v for k, v in info.items() if _jsonable(v)}
-
-
-def _jsonable(v) -> bool:
-    try:
-        json.dumps(v)
-        return True
-    except TypeError:
-        return False

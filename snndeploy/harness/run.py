@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,11 +135,9 @@ def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional
         nonlocal store
         shards = S.plan(n, size)
         if opts.folder is not None:
-            store = _run_store(opts.folder, ag, name, spikes, dt, size)
-            if manifest is not None:
-                store.check_against(manifest)  # refused before any shard runs
-            done = store.start(shards, opts.resume)
-            parts.update({i: _result_from_file(p) for i, p in done.items()})
+            store = S.store_for(opts.folder, ag.graph, spikes, dt, [name], size, job="run")
+            done = store.start(shards, opts.resume)  # a folder of another run is refused here, before any shard
+            parts.update({i: S.result_from_plain(p) for i, p in done.items()})
         return shards
 
     if size is not None:
@@ -153,7 +150,7 @@ def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional
 
         def on_done(shard: S.Shard, result: RunResult) -> None:
             parts[shard.index] = (
-                _result_from_file(store.save(shard, _result_to_file(result))) if store is not None else result
+                S.result_from_plain(store.save(shard, S.result_to_plain(result))) if store is not None else result
             )
 
         outcome = S.run_shards(
@@ -185,36 +182,3 @@ def run_sharded(graph, name: str, spikes: np.ndarray, dt: float, chunk: Optional
         },
         info=info,
     )
-
-
-def _run_store(folder, ag, name: str, spikes: np.ndarray, dt: float, size: int) -> S.ShardStore:
-    """The shard folder of one ``run``: what must be equal for its shards to be reused."""
-    from ..util.version import __version__
-
-    graph_digest, input_digest = S.digest(ag.graph), S.digest(spikes)
-    parts = {
-        "snndeploy": __version__,
-        "graph": graph_digest,
-        "dt": repr(float(dt)),
-        "input": input_digest,
-        "backends": name,
-        "shard_size": int(size),
-    }
-    n, steps = int(spikes.shape[0]), int(spikes.shape[1])
-    described = dict(parts, graph=graph_digest[:12], input=f"{n} x {steps} ({input_digest[:12]})")
-    return S.ShardStore(folder, parts, described, job="run")
-
-
-def _result_to_file(r: RunResult) -> dict:
-    info = {}
-    for k, v in r.info.items():
-        try:
-            json.dumps(v)
-        except TypeError:
-            continue
-        info[k] = v
-    return {"backend": r.backend, "outputs": r.outputs, "states": r.states, "info": info}
-
-
-def _result_from_file(p: dict) -> RunResult:
-    return RunResult(backend=p["backend"], outputs=p["outputs"], states=p["states"], info=p["info"])

@@ -153,6 +153,58 @@ def default_timeout(nodes: int, names: Sequence[str], size: int, steps: int) -> 
 # --------------------------------------------------------------------------- fingerprint
 
 
+def store_for(
+    folder,
+    graph,
+    x: np.ndarray,
+    dt: float,
+    backends: Sequence[str],
+    size: int,
+    graph_label: str = "",
+    extra: Optional[Dict[str, object]] = None,
+    job: str = "comparison",
+) -> ShardStore:
+    """The shard folder of one job: what must be equal for its shards to be reused (the graph and input
+    by digest, dt, the backends, the shard size, and ``extra``), and how a refusal describes them."""
+    graph_digest, input_digest = digest(graph), digest(x)
+    parts = {
+        "snndeploy": __version__,
+        "graph": graph_digest,
+        "dt": repr(float(dt)),
+        "input": input_digest,
+        "backends": ",".join(backends),
+        **(extra or {}),
+        "shard_size": int(size),
+    }
+    n, steps = int(x.shape[0]), int(x.shape[1])
+    label = f"{graph_label} ({graph_digest[:12]})" if graph_label else graph_digest[:12]
+    described = dict(parts, graph=label, input=f"{n} x {steps} ({input_digest[:12]})")
+    return ShardStore(folder, parts, described, job=job)
+
+
+def jsonable_part(info: dict) -> dict:
+    """The entries of a run's info that JSON can hold (what reports and shard files keep)."""
+    out = {}
+    for k, v in info.items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[k] = v
+    return out
+
+
+def result_to_plain(r) -> dict:
+    """A backend's RunResult as plain data for a shard file."""
+    return {"backend": r.backend, "outputs": r.outputs, "states": r.states, "info": jsonable_part(r.info)}
+
+
+def result_from_plain(p: dict):
+    from ..backends import RunResult
+
+    return RunResult(backend=p["backend"], outputs=p["outputs"], states=p["states"], info=p["info"])
+
+
 def digest(obj) -> str:
     """A stable SHA-256 of nested dataclasses (NIR nodes, graphs), dicts, sequences, arrays and scalars."""
     h = hashlib.sha256()
