@@ -38,10 +38,9 @@ from snndeploy.harness.inputs import dataset_input
 from snndeploy.ir.analysed import analyse
 from snndeploy.ir.graph import open_graph
 from snndeploy.train.convert import ann_logits, convert
+from snndeploy.train.sweep import ANN_TARGETS, SNN_TARGET
 
 OUT = Path(__file__).resolve().parent / "results" / "trained_vs_converted.json"
-SNN_TARGET = "loihi"
-ANN_TARGETS = ("ann_fp32_45nm", "ann_int8_45nm")
 CHUNK = 500
 
 
@@ -136,8 +135,8 @@ def main() -> None:
                 rate_calibration=not args.no_rate_calibration,
             )
             conv_s = time.perf_counter() - start
-            ev = _evaluate(
-                Path(tmp) / f"c{steps}" / "model.nir", dataset, args.samples, args.energy_samples, ("norse",)
+            ev = _evaluate(  # counts only (convert measured the accuracy): the energy samples are enough
+                Path(tmp) / f"c{steps}" / "model.nir", dataset, args.energy_samples, args.energy_samples, ("norse",)
             )
             rows.append(
                 {

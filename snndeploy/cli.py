@@ -513,7 +513,7 @@ def _csv(text: str, kind, option: str) -> list:
 
 
 def cmd_sweep(args) -> int:
-    from .train.sweep import sweep
+    from .train.sweep import SNN_TARGET, sweep
 
     rep = sweep(
         args.model,
@@ -530,10 +530,10 @@ def cmd_sweep(args) -> int:
     front = set(rep["pareto"])
     print(f"sweep of {rep['model']} on {rep['dataset']}: {len(rep['points'])} points, {rep['wall_s']:.0f} s")
     for i, p in enumerate(rep["points"]):
-        e = p["energy"]["loihi"]
+        e = p["energy"][SNN_TARGET]
         print(
             f"  T {p['steps']:>4} {p['encoding']:<8} penalty {p['spike_rate_penalty']:<6g} accuracy "
-            f"{100 * p['accuracy']:6.2f} %  loihi {e['low']['nj']:.3f}-{e['high']['nj']:.3f} nJ"
+            f"{100 * p['accuracy']:6.2f} %  {SNN_TARGET} {e['low']['nj']:.3f}-{e['high']['nj']:.3f} nJ"
             + ("  (Pareto)" if i in front else "")
         )
     print(f"ANN twin: accuracy {100 * rep['ann_twin']['accuracy']:.2f} %")

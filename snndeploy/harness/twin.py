@@ -65,12 +65,14 @@ def synapse_parameters(graph) -> int:
     """Weights and biases of the graph's linear nodes (what the twin's parameter count counts)."""
     import numpy as np
 
+    from ..reference import WEIGHTED
+
     return int(
         sum(
             np.size(getattr(node, k))
             for node in graph.nodes.values()
             for k in ("weight", "bias")
-            if type(node).__name__ in ("Affine", "Linear", "Conv1d", "Conv2d") and getattr(node, k, None) is not None
+            if type(node).__name__ in WEIGHTED and getattr(node, k, None) is not None
         )
     )
 
